@@ -1,0 +1,76 @@
+// Azure Instance Metadata Service: one GET of the whole instance document.
+import type { InstanceMetadata, InterfaceMetadata, RejectedInterface } from '../model.js';
+import { cidrContains, firstHost, normalizeMac, parseIPv4, parseIPv4Cidr } from '../net.js';
+import { ImdsError, requestWithRetry, type RetryPolicy, type Transport } from './http.js';
+import type { MetadataClient } from './provider.js';
+import { parseJsonDocument, rejectDuplicateMacs } from './validate.js';
+
+export const AZURE_API_VERSION = '2021-02-01';
+const RETRY: RetryPolicy = { attempts: 3, retryStatuses: [410, 429, 500, 502, 503, 504] };
+/** Compute fields that may hold secrets; never served or written. */
+const SECRET_COMPUTE_KEYS = ['userData', 'customData'];
+
+type Json = Record<string, unknown>;
+const asObject = (value: unknown): Json | undefined =>
+  typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Json) : undefined;
+const asArray = (value: unknown): unknown[] => (Array.isArray(value) ? value : []);
+
+export class AzureClient implements MetadataClient {
+  constructor(private readonly transport: Transport) {}
+
+  async fetchMetadata(): Promise<InstanceMetadata> {
+    const path = `/metadata/instance?api-version=${AZURE_API_VERSION}&format=json`;
+    const response = await requestWithRetry(this.transport, { method: 'GET', path, headers: { Metadata: 'true' } }, RETRY);
+    if (response.status !== 200) throw new ImdsError(`Azure metadata GET ${this.transport.base}${path} answered HTTP ${response.status}`);
+    return parseAzureDocument(parseJsonDocument(response.body, 'Azure metadata document'));
+  }
+}
+
+export function parseAzureDocument(document: Json): InstanceMetadata {
+  const network = asObject(document.network);
+  const entries = network?.interface;
+  if (!network || !Array.isArray(entries)) throw new ImdsError('Azure metadata document has no network.interface list');
+  const rejected: RejectedInterface[] = [];
+  const parsed: InterfaceMetadata[] = [];
+  entries.forEach((entry, key) => {
+    const result = parseInterface(asObject(entry) ?? {}, key);
+    if ('reason' in result) rejected.push(result);
+    else parsed.push(result);
+  });
+  const interfaces = rejectDuplicateMacs(parsed, rejected);
+  if (interfaces.length === 0) {
+    throw new ImdsError(`Azure metadata has no usable network interface: ${rejected.map((r) => r.reason).join('; ') || 'the list is empty'}`);
+  }
+  const compute = { ...asObject(document.compute) };
+  for (const key of SECRET_COMPUTE_KEYS) delete compute[key];
+  const byMac = Object.fromEntries(interfaces.map((nic) => [nic.mac, entries[nic.key]]));
+  return { provider: 'azure', interfaces, rejected, documents: { system: compute, network, interfaces: byMac } };
+}
+
+function parseInterface(entry: Json, key: number): InterfaceMetadata | RejectedInterface {
+  const mac = normalizeMac(String(entry.macAddress ?? ''));
+  const reject = (reason: string): RejectedInterface => ({ ...(mac ? { mac } : {}), reason: `interface ${key}: ${reason}` });
+  if (!mac) return reject(`macAddress ${JSON.stringify(entry.macAddress ?? null)} is not a MAC address`);
+  const ipv4 = asObject(entry.ipv4) ?? {};
+  const subnetEntry = asObject(asArray(ipv4.subnet)[0]) ?? {};
+  const subnet = parseIPv4Cidr(`${String(subnetEntry.address ?? '')}/${String(subnetEntry.prefix ?? '')}`);
+  if (!subnet) return reject(`ipv4.subnet[0] ${JSON.stringify(subnetEntry)} is not an IPv4 subnet`);
+  const addresses: string[] = [];
+  for (const item of asArray(ipv4.ipAddress)) {
+    const text = String(asObject(item)?.privateIpAddress ?? '');
+    const address = parseIPv4(text);
+    if (!address || !cidrContains(subnet, address)) return reject(`privateIpAddress ${JSON.stringify(text.slice(0, 40))} is not an IPv4 address in the subnet`);
+    if (!addresses.includes(address)) addresses.push(address);
+  }
+  if (addresses.length === 0) return reject('no private IPv4 address');
+  return {
+    mac,
+    key,
+    addresses,
+    primaryPrefixLength: subnet.prefixLength,
+    subnet,
+    gateway: firstHost(subnet),
+    linkRoute: 'subnet',
+    localRoutes: [],
+  };
+}

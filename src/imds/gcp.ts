@@ -1,0 +1,102 @@
+// GCE metadata server: one recursive GET of the root document (instance + project).
+import type { InstanceMetadata, InterfaceMetadata, RejectedInterface } from '../model.js';
+import { networkOf, normalizeMac, parseIPv4, parseIPv4Range, prefixFromNetmask } from '../net.js';
+import { ImdsError, requestWithRetry, type HttpResponse, type RetryPolicy, type Transport } from './http.js';
+import type { MetadataClient } from './provider.js';
+import { parseJsonDocument, rejectDuplicateMacs } from './validate.js';
+
+const RETRY: RetryPolicy = { attempts: 3, retryStatuses: [429, 500, 502, 503, 504] };
+const ROOT = '/computeMetadata/v1/?recursive=true';
+const MTU_RANGE = [576, 9216] as const;
+
+type Json = Record<string, unknown>;
+const asObject = (value: unknown): Json | undefined =>
+  typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Json) : undefined;
+const asArray = (value: unknown): unknown[] => (Array.isArray(value) ? value : []);
+
+export class GcpClient implements MetadataClient {
+  constructor(private readonly transport: Transport) {}
+
+  async fetchMetadata(): Promise<InstanceMetadata> {
+    const response = await requestWithRetry(this.transport, { method: 'GET', path: ROOT, headers: { 'Metadata-Flavor': 'Google' } }, RETRY);
+    return parseGcpDocument(this.checked(response, ROOT));
+  }
+
+  /** The body of a 200 answer that really came from the metadata server. */
+  private checked(response: HttpResponse, path: string): Json {
+    if (response.status !== 200) throw new ImdsError(`GCP metadata GET ${this.transport.base}${path} answered HTTP ${response.status}`);
+    if (response.headers['metadata-flavor'] !== 'Google') {
+      throw new ImdsError(`GCP metadata answer from ${this.transport.base} lacks the Metadata-Flavor: Google header; it is not the metadata server`);
+    }
+    return parseJsonDocument(response.body, 'GCP metadata document');
+  }
+}
+
+/** Only ssh-keys of the attributes are kept: other attributes (startup scripts) may hold secrets. */
+function publicAttributes(owner: Json | undefined): Json {
+  const attributes = asObject(owner?.attributes);
+  return attributes && typeof attributes['ssh-keys'] === 'string' ? { 'ssh-keys': attributes['ssh-keys'] } : {};
+}
+
+export function parseGcpDocument(document: Json): InstanceMetadata {
+  const instance = asObject(document.instance);
+  if (!instance || !Array.isArray(instance.networkInterfaces)) throw new ImdsError('GCP metadata document has no instance.networkInterfaces list');
+  const rejected: RejectedInterface[] = [];
+  const parsed: InterfaceMetadata[] = [];
+  instance.networkInterfaces.forEach((entry, key) => {
+    const result = parseInterface(asObject(entry) ?? {}, key);
+    if ('reason' in result) rejected.push(result);
+    else parsed.push(result);
+  });
+  const interfaces = rejectDuplicateMacs(parsed, rejected);
+  if (interfaces.length === 0) {
+    throw new ImdsError(`GCP metadata has no usable network interface: ${rejected.map((r) => r.reason).join('; ') || 'the list is empty'}`);
+  }
+  const { networkInterfaces, ...system } = instance;
+  const project = asObject(document.project);
+  return {
+    provider: 'gcp',
+    interfaces,
+    rejected,
+    documents: {
+      system: { ...system, attributes: publicAttributes(instance) },
+      network: networkInterfaces,
+      interfaces: Object.fromEntries(interfaces.map((nic) => [nic.mac, (networkInterfaces as unknown[])[nic.key]])),
+      project: project && { projectId: project.projectId, numericProjectId: project.numericProjectId, attributes: publicAttributes(project) },
+    },
+  };
+}
+
+function parseInterface(entry: Json, key: number): InterfaceMetadata | RejectedInterface {
+  const mac = normalizeMac(String(entry.mac ?? ''));
+  const reject = (reason: string): RejectedInterface => ({ ...(mac ? { mac } : {}), reason: `interface ${key}: ${reason}` });
+  if (!mac) return reject(`mac ${JSON.stringify(entry.mac ?? null)} is not a MAC address`);
+  const ip = parseIPv4(String(entry.ip ?? ''));
+  if (!ip) return reject(`ip ${JSON.stringify(entry.ip ?? null)} is not an IPv4 address`);
+  const prefixLength = prefixFromNetmask(String(entry.subnetmask ?? ''));
+  if (prefixLength === undefined) return reject(`subnetmask ${JSON.stringify(entry.subnetmask ?? null)} is not a netmask`);
+  const gateway = parseIPv4(String(entry.gateway ?? ''));
+  if (!gateway) return reject(`gateway ${JSON.stringify(entry.gateway ?? null)} is not an IPv4 address`);
+  let mtu: number | undefined;
+  if (entry.mtu !== undefined) {
+    mtu = Number(entry.mtu);
+    if (!Number.isInteger(mtu) || mtu < MTU_RANGE[0] || mtu > MTU_RANGE[1]) return reject(`mtu ${JSON.stringify(entry.mtu)} is out of range`);
+  }
+  const localRoutes: string[] = [];
+  for (const item of [...asArray(entry.ipAliases), ...asArray(entry.forwardedIps)]) {
+    const range = parseIPv4Range(String(item));
+    if (!range) return reject(`alias or forwarded IP ${JSON.stringify(item)} is not an IPv4 range`);
+    if (!localRoutes.includes(range)) localRoutes.push(range);
+  }
+  return {
+    mac,
+    key,
+    addresses: [ip],
+    primaryPrefixLength: 32,
+    subnet: { network: networkOf(ip, prefixLength), prefixLength },
+    gateway,
+    linkRoute: 'gateway',
+    ...(mtu === undefined ? {} : { mtu }),
+    localRoutes,
+  };
+}

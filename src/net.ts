@@ -1,0 +1,81 @@
+// IPv4 and MAC arithmetic on validated strings. ipaddr.js does the parsing so that
+// odd forms ("010.1.1.1", "1.2.3") are rejected instead of guessed.
+import ipaddr from 'ipaddr.js';
+
+/** Returns the canonical dotted form of a plain IPv4 address, or undefined when `text` is not one. */
+export function parseIPv4(text: string): string | undefined {
+  const trimmed = text.trim();
+  if (!ipaddr.IPv4.isValidFourPartDecimal(trimmed)) return undefined;
+  return ipaddr.IPv4.parse(trimmed).toString();
+}
+
+export interface Cidr {
+  /** Network address, host bits cleared. */
+  network: string;
+  prefixLength: number;
+}
+
+export function cidrText(cidr: Cidr): string {
+  return `${cidr.network}/${cidr.prefixLength}`;
+}
+
+/** Parses "a.b.c.d/n" into its network (host bits cleared); undefined when invalid. */
+export function parseIPv4Cidr(text: string): Cidr | undefined {
+  const [address, prefix, ...rest] = text.trim().split('/');
+  if (address === undefined || prefix === undefined || rest.length > 0) return undefined;
+  const prefixLength = parsePrefixLength(prefix);
+  const ip = parseIPv4(address);
+  if (prefixLength === undefined || ip === undefined) return undefined;
+  return { network: networkOf(ip, prefixLength), prefixLength };
+}
+
+export function parsePrefixLength(text: string): number | undefined {
+  if (!/^\d{1,2}$/.test(text.trim())) return undefined;
+  const value = Number(text);
+  return value <= 32 ? value : undefined;
+}
+
+/** Prefix length of a dotted netmask such as 255.255.240.0; undefined for non-contiguous masks. */
+export function prefixFromNetmask(mask: string): number | undefined {
+  const ip = parseIPv4(mask);
+  if (ip === undefined) return undefined;
+  return ipaddr.IPv4.parse(ip).prefixLengthFromSubnetMask() ?? undefined;
+}
+
+function toInt(ip: string): number {
+  return ipaddr.IPv4.parse(ip).octets.reduce((acc, octet) => acc * 256 + octet, 0);
+}
+
+function fromInt(value: number): string {
+  return [24, 16, 8, 0].map((shift) => Math.floor(value / 2 ** shift) % 256).join('.');
+}
+
+export function networkOf(ip: string, prefixLength: number): string {
+  const size = 2 ** (32 - prefixLength);
+  return fromInt(Math.floor(toInt(ip) / size) * size);
+}
+
+/** The cloud's subnet router: the first host address (x.x.x.1 in a /24). */
+export function firstHost(cidr: Cidr): string {
+  return fromInt(toInt(cidr.network) + 1);
+}
+
+export function cidrContains(cidr: Cidr, ip: string): boolean {
+  return networkOf(ip, cidr.prefixLength) === cidr.network;
+}
+
+/**
+ * Normalizes a MAC to lower case with colons. Accepts colons, dashes or no separators
+ * (Azure sends 000D3AE799B7); undefined when it is not 6 octets of hex.
+ */
+export function normalizeMac(text: string): string | undefined {
+  const hex = text.trim().toLowerCase().replace(/[:-]/g, '');
+  if (!/^[0-9a-f]{12}$/.test(hex)) return undefined;
+  return hex.match(/../g)!.join(':');
+}
+
+/** A local-route destination from metadata: a CIDR, or a plain address meaning /32. */
+export function parseIPv4Range(text: string): string | undefined {
+  const cidr = parseIPv4Cidr(text.includes('/') ? text : `${text}/32`);
+  return cidr ? cidrText(cidr) : undefined;
+}

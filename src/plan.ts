@@ -1,0 +1,273 @@
+// The planner (SPEC §5): from metadata, kernel state, config and the ownership record it
+// computes the desired configuration and the changes that get the kernel there. It removes
+// only what is provably ours: routes and rules with proto 149, addresses in state.json.
+import type { Config } from './config.js';
+import { matchesAny } from './config.js';
+import {
+  CLOUD_NETWORK_PROTO,
+  RTN_LOCAL,
+  SCOPE_GLOBAL,
+  SCOPE_HOST,
+  SCOPE_LINK,
+  TABLE_LOCAL,
+  TABLE_MAIN,
+  type KernelLink,
+  type KernelRoute,
+  type KernelState,
+} from './kernel.js';
+import type { InstanceMetadata, InterfaceMetadata } from './model.js';
+import { cidrText } from './net.js';
+import type { StateFile } from './state.js';
+
+export interface Route {
+  table: number;
+  /** RTN_* number: 1 unicast, 2 local. */
+  type: number;
+  dst: string;
+  dev: string;
+  gateway?: string;
+  prefsrc?: string;
+  scope: number;
+  onlink: boolean;
+}
+
+export interface Rule {
+  priority: number;
+  /** "a.b.c.d/32", or undefined for "from all". */
+  src?: string;
+  table: number;
+  suppressPrefixLength?: number;
+}
+
+export interface Address {
+  dev: string;
+  /** "a.b.c.d/len" */
+  cidr: string;
+  noprefixroute: boolean;
+}
+
+export type Change =
+  | { kind: 'link-up'; dev: string }
+  | { kind: 'link-mtu'; dev: string; mtu: number }
+  | { kind: 'address-add'; address: Address; mac: string }
+  | { kind: 'route-replace'; route: Route }
+  | { kind: 'rule-add'; rule: Rule }
+  | { kind: 'rule-del'; rule: Rule }
+  | { kind: 'route-del'; route: Route }
+  | { kind: 'address-del'; address: Address; mac: string };
+
+/** A metadata interface matched to the kernel link that carries its MAC. */
+export interface ManagedInterface {
+  metadata: InterfaceMetadata;
+  link: KernelLink;
+  table: number;
+  policyRouted: boolean;
+}
+
+export interface Plan {
+  managed: ManagedInterface[];
+  changes: Change[];
+  /** Things the operator should know about (unmatched MACs, foreign routes in our way). */
+  notices: string[];
+}
+
+const ORDER: Change['kind'][] = [
+  'link-up',
+  'link-mtu',
+  'address-add',
+  'route-replace',
+  'rule-add',
+  'rule-del',
+  'route-del',
+  'address-del',
+];
+
+const ipOf = (cidr: string) => cidr.split('/')[0]!;
+const routeKey = (route: { table: number; type: number; dst: string }) => `${route.table} ${route.type} ${route.dst}`;
+const routeText = (route: Route | KernelRoute) =>
+  [routeKey(route), route.dev, route.gateway, route.prefsrc, route.scope, route.onlink].join(' ');
+const ruleText = (rule: Rule) =>
+  [rule.priority, rule.src ?? 'all', rule.table, rule.suppressPrefixLength ?? '-'].join(' ');
+
+/** Matches metadata interfaces to kernel links; links with a master (bond/bridge ports, VFs) never count. */
+function matchInterfaces(metadata: InstanceMetadata, kernel: KernelState, config: Config, notices: string[]) {
+  const managed: Omit<ManagedInterface, 'policyRouted'>[] = [];
+  /** MACs whose configuration must stay exactly as it is. */
+  const frozenMacs = new Set<string>(metadata.rejected.flatMap((entry) => (entry.mac ? [entry.mac] : [])));
+  for (const nic of metadata.interfaces) {
+    const link = kernel.links.find((candidate) => candidate.mac === nic.mac && candidate.master === undefined);
+    if (!link) {
+      notices.push(`metadata interface ${nic.mac} has no network link on this machine; skipped`);
+      continue;
+    }
+    if (matchesAny(link.name, config.unmanaged)) {
+      frozenMacs.add(nic.mac);
+      continue;
+    }
+    managed.push({ metadata: nic, link, table: config.routeTableBase + nic.key });
+  }
+  for (const link of kernel.links) {
+    if (link.mac && matchesAny(link.name, config.unmanaged)) frozenMacs.add(link.mac);
+  }
+  return { managed, frozenMacs };
+}
+
+function isPolicyRouted(name: string, managedCount: number, config: Config): boolean {
+  if (config.supplementary.includes(name)) return true;
+  if (config.policyRouting === 'yes') return true;
+  return config.policyRouting === 'auto' && managedCount >= 2;
+}
+
+function desiredRoutes(nic: ManagedInterface, managed: ManagedInterface[]): Route[] {
+  const { metadata, link, table } = nic;
+  const dev = link.name;
+  const routes: Route[] = [];
+  const base = { table, type: 1, dev, onlink: false };
+  if (metadata.linkRoute === 'subnet') {
+    routes.push({ ...base, dst: cidrText(metadata.subnet), scope: SCOPE_LINK, prefsrc: metadata.addresses[0] });
+  } else {
+    routes.push({ ...base, dst: `${metadata.gateway}/32`, scope: SCOPE_LINK });
+  }
+  routes.push({ ...base, dst: '0.0.0.0/0', gateway: metadata.gateway, scope: SCOPE_GLOBAL, onlink: true });
+  const own = cidrText(metadata.subnet);
+  const others = new Set(managed.map((other) => cidrText(other.metadata.subnet)).filter((subnet) => subnet !== own));
+  for (const subnet of [...others].sort()) {
+    routes.push({ ...base, dst: subnet, gateway: metadata.gateway, scope: SCOPE_GLOBAL, onlink: true });
+  }
+  return routes;
+}
+
+function localRoutes(nic: ManagedInterface): Route[] {
+  return nic.metadata.localRoutes.map((cidr) => ({
+    table: TABLE_LOCAL,
+    type: RTN_LOCAL,
+    dst: cidr,
+    dev: nic.link.name,
+    scope: SCOPE_HOST,
+    onlink: false,
+  }));
+}
+
+/** Every source address that must be routed out of this interface. */
+function sourceAddresses(nic: ManagedInterface, kernel: KernelState, config: Config): string[] {
+  const sources = [...nic.metadata.addresses];
+  if (config.supplementary.includes(nic.link.name)) {
+    const onLink = kernel.addresses
+      .filter((address) => address.ifindex === nic.link.index && address.scope === SCOPE_GLOBAL)
+      .map((address) => address.address)
+      .sort();
+    for (const address of onLink) if (!sources.includes(address)) sources.push(address);
+  }
+  return sources;
+}
+
+function desiredRules(nic: ManagedInterface, kernel: KernelState, config: Config): Rule[] {
+  const n = nic.metadata.key;
+  return sourceAddresses(nic, kernel, config).flatMap((address) => [
+    { priority: config.routeTableBase + n, src: `${address}/32`, table: nic.table, suppressPrefixLength: 0 },
+    { priority: config.routeTableBase + 10000 + n, src: `${address}/32`, table: nic.table },
+  ]);
+}
+
+/** Removes from `existing` one entry equal to each desired one; what is left over is surplus. */
+function multisetDifference<T>(desired: T[], existing: T[], text: (item: T) => string) {
+  const remaining = new Map<string, T[]>();
+  for (const item of existing) remaining.set(text(item), [...(remaining.get(text(item)) ?? []), item]);
+  const missing: T[] = [];
+  for (const item of desired) {
+    const matches = remaining.get(text(item));
+    if (matches && matches.length > 0) matches.pop();
+    else missing.push(item);
+  }
+  return { missing, surplus: [...remaining.values()].flat() };
+}
+
+export function plan(metadata: InstanceMetadata, kernel: KernelState, config: Config, state: StateFile): Plan {
+  const notices: string[] = [];
+  const matched = matchInterfaces(metadata, kernel, config, notices);
+  const managed: ManagedInterface[] = matched.managed
+    .sort((a, b) => a.metadata.key - b.metadata.key)
+    .map((nic) => ({ ...nic, policyRouted: isPolicyRouted(nic.link.name, matched.managed.length, config) }));
+  const { frozenMacs } = matched;
+  // An entry rejected without a readable MAC could be any interface: remove nothing from
+  // interfaces that are absent from the metadata this time.
+  const anonymousRejection = metadata.rejected.some((entry) => !entry.mac);
+  const metadataMacs = new Set(metadata.interfaces.map((nic) => nic.mac));
+  for (const mac of Object.keys(state.owned)) {
+    if (anonymousRejection && !metadataMacs.has(mac)) frozenMacs.add(mac);
+  }
+  const frozenTables = new Set([...frozenMacs].flatMap((mac) => state.owned[mac]?.table ?? []));
+  const frozenDevs = new Set(kernel.links.filter((link) => link.mac && frozenMacs.has(link.mac)).map((link) => link.name));
+
+  const changes: Change[] = [];
+
+  // Links and addresses.
+  for (const nic of managed) {
+    const dev = nic.link.name;
+    if (!nic.link.up) changes.push({ kind: 'link-up', dev });
+    if (nic.metadata.mtu !== undefined && nic.metadata.mtu !== nic.link.mtu) changes.push({ kind: 'link-mtu', dev, mtu: nic.metadata.mtu });
+    const present = new Set(kernel.addresses.filter((a) => a.ifindex === nic.link.index).map((a) => a.address));
+    nic.metadata.addresses.forEach((address, index) => {
+      if (present.has(address)) return;
+      const primary = index === 0;
+      const cidr = `${address}/${primary ? nic.metadata.primaryPrefixLength : 32}`;
+      changes.push({ kind: 'address-add', mac: nic.metadata.mac, address: { dev, cidr, noprefixroute: !primary } });
+    });
+  }
+  for (const [mac, owned] of Object.entries(state.owned)) {
+    if (frozenMacs.has(mac)) continue;
+    const link = kernel.links.find((candidate) => candidate.mac === mac && candidate.master === undefined);
+    if (!link) continue;
+    const wanted = new Set(managed.find((nic) => nic.metadata.mac === mac)?.metadata.addresses ?? []);
+    for (const cidr of owned.addresses) {
+      const [address, prefix] = cidr.split('/');
+      const onLink = kernel.addresses.some(
+        (a) => a.ifindex === link.index && a.address === address && String(a.prefixLength) === prefix,
+      );
+      if (onLink && !wanted.has(address!)) {
+        changes.push({ kind: 'address-del', mac, address: { dev: link.name, cidr, noprefixroute: false } });
+      }
+    }
+  }
+
+  // Routes: ours are the proto 149 ones; a foreign route holding the key we need is left alone.
+  const policyRouted = managed.filter((nic) => nic.policyRouted);
+  const wantedRoutes = [...policyRouted.flatMap((nic) => desiredRoutes(nic, managed)), ...managed.flatMap(localRoutes)];
+  const ours = (route: KernelRoute) => route.protocol === CLOUD_NETWORK_PROTO;
+  const foreignKeys = new Set(kernel.routes.filter((route) => !ours(route) && route.metric === 0).map(routeKey));
+  const routesToSet = wantedRoutes.filter((route) => {
+    if (!foreignKeys.has(routeKey(route))) return true;
+    notices.push(`table ${route.table} already has a route to ${route.dst} that cloud-network does not own; left as it is`);
+    return false;
+  });
+  const existingOurRoutes = kernel.routes.filter(ours);
+  const existingRouteTexts = new Set(existingOurRoutes.map(routeText));
+  for (const route of routesToSet) {
+    if (!existingRouteTexts.has(routeText(route))) changes.push({ kind: 'route-replace', route });
+  }
+  const wantedRouteKeys = new Set(wantedRoutes.map(routeKey));
+  for (const route of existingOurRoutes) {
+    const keep = wantedRouteKeys.has(routeKey(route)) || frozenTables.has(route.table) || (route.dev !== undefined && frozenDevs.has(route.dev));
+    if (!keep) changes.push({ kind: 'route-del', route: { ...route, dev: route.dev ?? '' } });
+  }
+
+  // Rules.
+  const wantedRules: Rule[] = policyRouted.flatMap((nic) => desiredRules(nic, kernel, config));
+  if (policyRouted.length > 0) {
+    wantedRules.push({ priority: config.routeTableBase + 9999, table: TABLE_MAIN, suppressPrefixLength: 0 });
+  }
+  const existingOurRules: Rule[] = kernel.rules.flatMap(({ priority, src, table, suppressPrefixLength, protocol, hasOtherSelectors }) =>
+    protocol === CLOUD_NETWORK_PROTO && !hasOtherSelectors && table !== undefined ? [{ priority, src, table, suppressPrefixLength }] : [],
+  );
+  const ruleDiff = multisetDifference(wantedRules, existingOurRules, ruleText);
+  for (const rule of ruleDiff.missing) changes.push({ kind: 'rule-add', rule });
+  for (const rule of ruleDiff.surplus) {
+    if (!frozenTables.has(rule.table)) changes.push({ kind: 'rule-del', rule });
+  }
+
+  for (const mac of metadata.rejected) notices.push(`metadata entry${mac.mac ? ` ${mac.mac}` : ''} skipped: ${mac.reason}`);
+  const rank = (change: Change) => ORDER.indexOf(change.kind);
+  // Stable sort: within a kind, changes keep interface (NIC key) order.
+  changes.sort((a, b) => rank(a) - rank(b));
+  return { managed, changes, notices };
+}

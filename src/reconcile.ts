@@ -1,0 +1,87 @@
+// One reconcile: kernel state + metadata -> plan -> apply -> re-read -> record ownership.
+// Used by --once, --dry-run and every daemon cycle; it never fetches metadata itself.
+import { applyChanges, type LineFailure } from './apply.js';
+import type { Config } from './config.js';
+import { CLOUD_NETWORK_PROTO, readKernelState, type KernelState } from './kernel.js';
+import type { Logger } from './log.js';
+import type { InstanceMetadata } from './model.js';
+import { plan as makePlan, type Plan } from './plan.js';
+import { renderChange, renderScript } from './render.js';
+import { readState, writeDocuments, writeState, type AppliedCounts, type StateFile } from './state.js';
+
+export interface ReconcileResult {
+  plan: Plan;
+  script: string;
+  failures: LineFailure[];
+  applied: AppliedCounts;
+}
+
+/** Ownership after an apply: what we owned or just added, limited to what the kernel really has. */
+export function recordOwnership(previous: StateFile, plan: Plan, kernel: KernelState): StateFile['owned'] {
+  const owned: StateFile['owned'] = {};
+  const added = new Map<string, string[]>();
+  for (const change of plan.changes) {
+    if (change.kind === 'address-add') added.set(change.mac, [...(added.get(change.mac) ?? []), change.address.cidr]);
+  }
+  const macs = new Set([...Object.keys(previous.owned), ...added.keys(), ...plan.managed.map((nic) => nic.metadata.mac)]);
+  for (const mac of macs) {
+    const link = kernel.links.find((candidate) => candidate.mac === mac && candidate.master === undefined);
+    if (!link) continue; // the interface is gone, and its addresses with it
+    const onLink = new Set(kernel.addresses.filter((a) => a.ifindex === link.index).map((a) => `${a.address}/${a.prefixLength}`));
+    const addresses = [...new Set([...(previous.owned[mac]?.addresses ?? []), ...(added.get(mac) ?? [])])].filter((cidr) => onLink.has(cidr));
+    const table = plan.managed.find((nic) => nic.metadata.mac === mac)?.table ?? previous.owned[mac]?.table;
+    if (addresses.length > 0 || table !== undefined) owned[mac] = { addresses, ...(table === undefined ? {} : { table }) };
+  }
+  return owned;
+}
+
+function countApplied(owned: StateFile['owned'], kernel: KernelState): AppliedCounts {
+  return {
+    addresses: Object.values(owned).reduce((sum, entry) => sum + entry.addresses.length, 0),
+    routes: kernel.routes.filter((route) => route.protocol === CLOUD_NETWORK_PROTO).length,
+    rules: kernel.rules.filter((rule) => rule.protocol === CLOUD_NETWORK_PROTO).length,
+  };
+}
+
+/** Plans against the live kernel and prints nothing, writes nothing: for --dry-run and the API. */
+export async function planLive(metadata: InstanceMetadata, config: Config, stateDir: string): Promise<Plan> {
+  return makePlan(metadata, await readKernelState(), config, readState(stateDir));
+}
+
+export async function reconcile(metadata: InstanceMetadata, config: Config, stateDir: string, log: Logger): Promise<ReconcileResult> {
+  const state = readState(stateDir);
+  const before = await readKernelState();
+  const plan = makePlan(metadata, before, config, state);
+  for (const notice of plan.notices) log.warn(notice);
+  const script = renderScript(plan.changes);
+  const failures = await applyChanges(plan.changes);
+  const failedLines = new Set(failures.map((failure) => failure.line));
+  for (const change of plan.changes) {
+    const line = renderChange(change);
+    if (!failedLines.has(line)) log.info(`applied: ${line}`);
+  }
+  for (const failure of failures) log.error(`ip could not apply "${failure.line}": ${failure.error}`);
+  // Re-read only when something was written: an unchanged system costs one ip process.
+  const after = plan.changes.length > 0 ? await readKernelState() : before;
+  const owned = recordOwnership(state, plan, after);
+  const applied = countApplied(owned, after);
+  writeState(stateDir, {
+    version: 1,
+    owned,
+    lastRefresh: new Date().toISOString(),
+    ...(failures.length > 0 ? { lastError: `${failures.length} change(s) failed, first: ${failures[0]!.line}: ${failures[0]!.error}` } : {}),
+    applied,
+  });
+  return { plan, script, failures, applied };
+}
+
+/** Writes the provider documents of SPEC §6 for the interfaces present on this machine. */
+export function recordDocuments(metadata: InstanceMetadata, plan: Plan, stateDir: string): void {
+  const links = new Map(plan.managed.map((nic) => [nic.link.index, metadata.documents.interfaces?.[nic.metadata.mac] ?? nic.metadata]));
+  writeDocuments(stateDir, metadata.documents.system, links, metadata.documents.identity);
+}
+
+/** Notes a failed refresh in state.json without touching what it says we own. */
+export function recordFailure(stateDir: string, message: string): void {
+  writeState(stateDir, { ...readState(stateDir), lastError: message });
+}
