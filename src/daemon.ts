@@ -1,48 +1,271 @@
-// The long-running mode: reconcile at start and every RefreshTimer; stop cleanly on signals,
-// leaving the network configuration in place.
+// The long-running mode (SPEC §2, issue 3). Reconciles at start, on every RefreshTimer tick,
+// after kernel events (kernel-only: no metadata request) and when a new interface appears
+// (hot-plug: metadata refresh, retried until the cloud lists it). Reconciles never overlap.
+import type { Server } from 'node:http';
+import { createApi, listen, type StatusDocument } from './api.js';
 import type { LoadedConfig } from './config.js';
+import { ConfigError, loadConfig, configPathFrom } from './config.js';
 import { EXIT, liveSource } from './context.js';
-import type { Logger } from './log.js';
+import { acquireLock } from './lock.js';
+import { setLogLevel, type Logger } from './log.js';
 import type { InstanceMetadata } from './model.js';
-import { reconcile, recordDocuments, recordFailure } from './reconcile.js';
-import { prepareStateDir, stateDirFrom } from './state.js';
+import { KernelMonitor, type KernelEvent } from './monitor.js';
+import { SystemdNotifier } from './notify.js';
+import type { Plan } from './plan.js';
+import { planLive, reconcile, recordDocuments, recordFailure } from './reconcile.js';
+import { prepareStateDir, readState, stateDirFrom } from './state.js';
 
 export interface DaemonOptions {
   configFlag?: string;
   providerFlag?: string;
 }
 
+/** Kernel events arrive in bursts (a networkd flush is dozens of lines): wait for the burst to end. */
+const DEBOUNCE_MS = 200;
+/** EC2 display documents are re-read on every n-th refresh, or when the set of MACs changes. */
+const DOCUMENT_REFRESH_EVERY = 12;
+const FAILURE_RETRY_MIN_MS = 2_000;
+const HOTPLUG_DEADLINE_MS = 60_000;
+const HOTPLUG_RETRY_MIN_MS = 1_000;
+/** Longest a reconcile may take before the watchdog stops being fed. */
+const STUCK_AFTER_MS = 60_000;
+
+/** What a cycle must do: re-read the metadata (and the EC2 documents), or only re-check the kernel. */
+type Work = { metadata: boolean; documents: boolean; kernel: boolean };
+
 export async function runDaemon(options: DaemonOptions, loaded: LoadedConfig, log: Logger): Promise<number> {
+  let config = loaded.config;
   const source = liveSource(options.providerFlag, process.env);
   const stateDir = stateDirFrom(process.env);
   prepareStateDir(stateDir);
-  let lastGood: InstanceMetadata | undefined;
-  let timer: NodeJS.Timeout | undefined;
-  let stopping = false;
+  const releaseLock = acquireLock(stateDir);
+  const notifier = new SystemdNotifier(log);
 
-  const cycle = async () => {
+  let lastGood: InstanceMetadata | undefined;
+  let lastPlan: Plan | undefined;
+  let refreshCount = 0;
+  let failureStreak = 0;
+  let busySince: number | undefined;
+  let stopping = false;
+  const pending: Work = { metadata: true, documents: true, kernel: false };
+  let debounce: NodeJS.Timeout | undefined;
+  let refreshTimer: NodeJS.Timeout | undefined;
+  let retryTimer: NodeJS.Timeout | undefined;
+  /** MACs seen on new links that the metadata did not list yet, with the time they appeared. */
+  const hotplug = new Map<string, number>();
+
+  const knownMacs = () => new Set([...(lastGood?.interfaces ?? []).map((nic) => nic.mac)]);
+
+  async function fetchMetadata(documents: boolean): Promise<void> {
+    const previousMacs = knownMacs();
+    const metadata = await source.client.fetchMetadata({ documents });
+    // EC2 reads its display documents separately: keep the last ones until they are re-read.
+    const reuseDocuments = !documents && metadata.provider === 'ec2' && lastGood !== undefined;
+    lastGood = reuseDocuments ? { ...metadata, documents: lastGood!.documents } : metadata;
+    if (reuseDocuments && metadata.interfaces.some((nic) => !previousMacs.has(nic.mac))) {
+      pending.metadata = pending.documents = true; // a new interface needs its documents
+    }
+  }
+
+  async function cycle(work: Work): Promise<void> {
+    if (work.metadata) {
+      try {
+        await fetchMetadata(work.documents || !lastGood || refreshCount % DOCUMENT_REFRESH_EVERY === 0);
+        refreshCount++;
+        if (failureStreak > 0) log.info(`metadata service answers again after ${failureStreak} failed attempt(s)`);
+        failureStreak = 0;
+      } catch (error) {
+        failureStreak++;
+        // One line per streak, not one per retry: a long outage must not flood the journal.
+        if (failureStreak === 1) log.error(`${(error as Error).message}; keeping the current configuration and retrying`);
+        else log.debug((error as Error).message);
+        recordFailure(stateDir, (error as Error).message);
+        const delay = Math.min(FAILURE_RETRY_MIN_MS * 2 ** (failureStreak - 1), config.refreshSeconds * 1000);
+        clearTimeout(retryTimer);
+        retryTimer = setTimeout(() => request({ metadata: true }, 0), delay);
+      }
+    }
+    if (!lastGood) return;
     try {
-      const metadata = await source.client.fetchMetadata({ documents: true });
-      lastGood = metadata;
-      const result = await reconcile(metadata, loaded.config, stateDir, log);
-      recordDocuments(metadata, result.plan, stateDir);
+      const result = await reconcile(lastGood, config, stateDir, log);
+      lastPlan = result.plan;
+      if (work.metadata && failureStreak === 0) recordDocuments(lastGood, result.plan, stateDir);
     } catch (error) {
-      log.error((error as Error).message);
+      log.error(`reconcile failed: ${(error as Error).message}`);
       recordFailure(stateDir, (error as Error).message);
     }
-    if (!stopping) timer = setTimeout(() => void cycle(), loaded.config.refreshSeconds * 1000);
+    checkHotplug();
+  }
+
+  /** Re-reads the metadata while a new link's MAC is not listed yet, for up to a minute. */
+  function checkHotplug(): void {
+    const listed = knownMacs();
+    for (const [mac, since] of hotplug) {
+      if (listed.has(mac)) {
+        log.info(`new interface ${mac} is in the metadata now`);
+        hotplug.delete(mac);
+      } else if (Date.now() - since > HOTPLUG_DEADLINE_MS) {
+        log.warn(`new interface ${mac} is still not in the metadata after ${HOTPLUG_DEADLINE_MS / 1000} s; waiting for the next refresh`);
+        hotplug.delete(mac);
+      }
+    }
+    if (hotplug.size > 0) {
+      const oldest = Math.min(...hotplug.values());
+      const delay = Math.max(HOTPLUG_RETRY_MIN_MS, Math.min((Date.now() - oldest) / 2, 15_000));
+      clearTimeout(retryTimer);
+      retryTimer = setTimeout(() => request({ metadata: true, documents: true }, 0), delay);
+    }
+  }
+
+  let running: Promise<void> | undefined;
+  /** Queues work; a cycle already running picks it up when it ends, so cycles never overlap. */
+  function request(work: Partial<Work>, delayMs: number): void {
+    if (stopping) return;
+    pending.metadata ||= work.metadata ?? false;
+    pending.documents ||= work.documents ?? false;
+    pending.kernel ||= work.kernel ?? false;
+    clearTimeout(debounce);
+    debounce = setTimeout(drain, delayMs);
+  }
+
+  function drain(): void {
+    if (running || stopping) return;
+    running = (async () => {
+      while (!stopping && (pending.metadata || pending.kernel)) {
+        const work = { ...pending };
+        pending.metadata = pending.documents = pending.kernel = false;
+        busySince = Date.now();
+        await cycle(work);
+        busySince = undefined;
+      }
+    })().finally(() => {
+      running = undefined;
+    });
+  }
+
+  function onKernelEvent(event: KernelEvent): void {
+    if (!lastGood) return;
+    const managedNames = new Set((lastPlan?.managed ?? []).map((nic) => nic.link.name));
+    if (event.kind === 'link') {
+      if (event.mac && !event.deleted && !event.hasMaster && !knownMacs().has(event.mac) && !lastGood.rejected.some((r) => r.mac === event.mac)) {
+        if (!hotplug.has(event.mac)) {
+          log.info(`new interface ${event.name} (${event.mac}): reading the metadata`);
+          hotplug.set(event.mac, Date.now());
+        }
+        return request({ metadata: true, documents: true }, DEBOUNCE_MS);
+      }
+      if (!managedNames.has(event.name) && !(event.mac && knownMacs().has(event.mac))) return;
+    } else if (event.kind === 'address') {
+      if (!event.deleted || !managedNames.has(event.name)) return;
+    } else if (!event.deleted || !event.ours) {
+      return;
+    }
+    request({ kernel: true }, DEBOUNCE_MS);
+  }
+
+  const monitor = new KernelMonitor(onKernelEvent, (message) => log.warn(message));
+
+  function scheduleRefresh(): void {
+    clearTimeout(refreshTimer);
+    refreshTimer = setTimeout(() => {
+      request({ metadata: true }, 0);
+      scheduleRefresh();
+    }, config.refreshSeconds * 1000);
+  }
+
+  async function watchGcp(): Promise<void> {
+    const waitForChange = source.client.waitForChange?.bind(source.client);
+    if (!waitForChange) return;
+    let failures = 0;
+    while (!stopping) {
+      try {
+        const metadata = await waitForChange();
+        if (stopping) return;
+        failures = 0;
+        lastGood = metadata;
+        log.info('metadata changed (wait_for_change)');
+        request({ kernel: true }, 0);
+      } catch (error) {
+        failures++;
+        if (failures === 1) log.warn(`waiting for metadata changes failed: ${(error as Error).message}; the refresh timer still runs`);
+        await new Promise((resolve) => setTimeout(resolve, Math.min(FAILURE_RETRY_MIN_MS * 2 ** failures, 60_000)));
+      }
+    }
+  }
+
+  const status = (): StatusDocument => {
+    const state = readState(stateDir);
+    return {
+      provider: source.provider,
+      interfaces: (lastPlan?.managed ?? []).map((nic) => ({
+        name: nic.link.name,
+        mac: nic.metadata.mac,
+        key: nic.metadata.key,
+        table: nic.table,
+        policyRouted: nic.policyRouted,
+        addresses: nic.metadata.addresses,
+      })),
+      lastRefresh: state.lastRefresh,
+      lastError: state.lastError,
+      applied: state.applied,
+    };
   };
+  const api = createApi({
+    metadata: () => lastGood,
+    status,
+    plan: async () => (lastGood ? planLive(lastGood, config, stateDir) : undefined),
+  });
+  let server: Server;
+  try {
+    server = await listen(api, config.listenHost, config.listenPort);
+  } catch (error) {
+    releaseLock();
+    source.transport.close();
+    throw error;
+  }
+  log.info(`${source.provider}: API on http://${config.listenHost}:${config.listenPort}, refresh every ${config.refreshSeconds} s`);
+
+  monitor.start();
+  drain(); // the first cycle: pending starts as a full metadata read
+  await running;
+  void notifier.send('READY=1', `STATUS=${lastGood ? 'configured' : 'waiting for the metadata service'}`);
+  notifier.startWatchdog(() => busySince === undefined || Date.now() - busySince < STUCK_AFTER_MS);
+  scheduleRefresh();
+  void watchGcp();
 
   return new Promise<number>((resolve) => {
-    const stop = (signal: string) => {
+    const stop = async (signal: string) => {
+      if (stopping) return;
       stopping = true;
-      clearTimeout(timer);
+      log.info(`${signal}: stopping; the network configuration stays in place`);
+      void notifier.send('STOPPING=1');
+      for (const timer of [debounce, refreshTimer, retryTimer]) clearTimeout(timer);
+      monitor.stop();
+      notifier.stop();
+      server.closeAllConnections();
+      server.close();
       source.transport.close();
-      log.info(`${signal}: stopping; network configuration left in place (${lastGood ? lastGood.interfaces.length : 0} interfaces)`);
+      // A reconcile in flight is one short ip process: let it finish so state.json matches the kernel.
+      await running;
+      releaseLock();
       resolve(EXIT.ok);
     };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
-    void cycle();
+    process.once('SIGTERM', () => void stop('SIGTERM'));
+    process.once('SIGINT', () => void stop('SIGINT'));
+    process.on('SIGHUP', () => {
+      const { path, explicit } = configPathFrom(options.configFlag, process.env);
+      try {
+        const reloaded = loadConfig(path, explicit, process.env);
+        for (const problem of reloaded.problems) log.warn(`config: ${problem.message}`);
+        config = reloaded.config;
+        setLogLevel(log, config.logLevel);
+        log.info('SIGHUP: configuration reloaded');
+        scheduleRefresh();
+        request({ metadata: true, documents: true }, 0);
+      } catch (error) {
+        if (!(error instanceof ConfigError)) throw error;
+        log.error(`SIGHUP: ${error.message}; keeping the current configuration`);
+      }
+    });
   });
 }

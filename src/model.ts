@@ -44,8 +44,6 @@ export interface ProviderDocuments {
   identity?: Record<string, string>;
   /** EC2 only: IAM role credentials as sent (redacted before they are served). */
   credentials?: unknown;
-  /** GCP only: project id, number and public attributes. */
-  project?: unknown;
 }
 
 export interface InstanceMetadata {

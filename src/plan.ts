@@ -182,6 +182,23 @@ function multisetDifference<T>(desired: T[], existing: T[], text: (item: T) => s
   return { missing, surplus: [...remaining.values()].flat() };
 }
 
+/** Route deletions in the order of additions: per table the link route, the default, other subnets; local routes last. */
+function sortRoutesLikeAdditions(routes: KernelRoute[]): KernelRoute[] {
+  const tableRank = (route: KernelRoute) => (route.table === TABLE_LOCAL ? Infinity : route.table);
+  const kindRank = (route: KernelRoute) => (route.scope === SCOPE_LINK ? 0 : route.dst === '0.0.0.0/0' ? 1 : 2);
+  return [...routes].sort((a, b) => tableRank(a) - tableRank(b) || kindRank(a) - kindRank(b) || a.dst.localeCompare(b.dst));
+}
+
+/** Deletions read like the additions that made them: per table, per address, suppress rule first, global rule last. */
+function sortLikeAdditions(rules: Rule[]): Rule[] {
+  const firstSeen = new Map<string, number>();
+  rules.forEach((rule, index) => firstSeen.set(rule.src ?? '', firstSeen.get(rule.src ?? '') ?? index));
+  const tableRank = (rule: Rule) => (rule.table === TABLE_MAIN ? Infinity : rule.table);
+  return [...rules].sort(
+    (a, b) => tableRank(a) - tableRank(b) || firstSeen.get(a.src ?? '')! - firstSeen.get(b.src ?? '')! || a.priority - b.priority,
+  );
+}
+
 export function plan(metadata: InstanceMetadata, kernel: KernelState, config: Config, state: StateFile): Plan {
   const notices: string[] = [];
   const matched = matchInterfaces(metadata, kernel, config, notices);
@@ -246,10 +263,10 @@ export function plan(metadata: InstanceMetadata, kernel: KernelState, config: Co
     if (!existingRouteTexts.has(routeText(route))) changes.push({ kind: 'route-replace', route });
   }
   const wantedRouteKeys = new Set(wantedRoutes.map(routeKey));
-  for (const route of existingOurRoutes) {
-    const keep = wantedRouteKeys.has(routeKey(route)) || frozenTables.has(route.table) || (route.dev !== undefined && frozenDevs.has(route.dev));
-    if (!keep) changes.push({ kind: 'route-del', route: { ...route, dev: route.dev ?? '' } });
-  }
+  const unwantedRoutes = existingOurRoutes.filter(
+    (route) => !wantedRouteKeys.has(routeKey(route)) && !frozenTables.has(route.table) && !(route.dev !== undefined && frozenDevs.has(route.dev)),
+  );
+  for (const route of sortRoutesLikeAdditions(unwantedRoutes)) changes.push({ kind: 'route-del', route: { ...route, dev: route.dev ?? '' } });
 
   // Rules.
   const wantedRules: Rule[] = policyRouted.flatMap((nic) => desiredRules(nic, kernel, config));
@@ -261,8 +278,8 @@ export function plan(metadata: InstanceMetadata, kernel: KernelState, config: Co
   );
   const ruleDiff = multisetDifference(wantedRules, existingOurRules, ruleText);
   for (const rule of ruleDiff.missing) changes.push({ kind: 'rule-add', rule });
-  for (const rule of ruleDiff.surplus) {
-    if (!frozenTables.has(rule.table)) changes.push({ kind: 'rule-del', rule });
+  for (const rule of sortLikeAdditions(ruleDiff.surplus.filter((rule) => !frozenTables.has(rule.table)))) {
+    changes.push({ kind: 'rule-del', rule });
   }
 
   for (const mac of metadata.rejected) notices.push(`metadata entry${mac.mac ? ` ${mac.mac}` : ''} skipped: ${mac.reason}`);

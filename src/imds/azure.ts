@@ -59,10 +59,12 @@ function parseInterface(entry: Json, key: number): InterfaceMetadata | RejectedI
   for (const item of asArray(ipv4.ipAddress)) {
     const text = String(asObject(item)?.privateIpAddress ?? '');
     const address = parseIPv4(text);
-    if (!address || !cidrContains(subnet, address)) return reject(`privateIpAddress ${JSON.stringify(text.slice(0, 40))} is not an IPv4 address in the subnet`);
+    if (!address) return reject(`privateIpAddress ${JSON.stringify(text.slice(0, 40))} is not an IPv4 address`);
     if (!addresses.includes(address)) addresses.push(address);
   }
   if (addresses.length === 0) return reject('no private IPv4 address');
+  // The primary is the source of the subnet route; secondaries may come from other ranges.
+  if (!cidrContains(subnet, addresses[0]!)) return reject(`primary address ${addresses[0]} is not in subnet ${subnet.network}/${subnet.prefixLength}`);
   return {
     mac,
     key,

@@ -240,9 +240,11 @@ function parseNic(nic: RawNic): InterfaceMetadata | string {
   const addresses: string[] = [];
   for (const entry of listed) {
     const address = parseIPv4(entry);
-    if (!address || !cidrContains(subnet, address)) return `local-ipv4s entry ${JSON.stringify(entry.slice(0, 40))} is not an IPv4 address in ${subnet.network}/${subnet.prefixLength}`;
+    if (!address) return `local-ipv4s entry ${JSON.stringify(entry.slice(0, 40))} is not an IPv4 address`;
     if (!addresses.includes(address)) addresses.push(address);
   }
+  // The primary is the source of the subnet route; secondaries may come from other ranges.
+  if (!cidrContains(subnet, addresses[0]!)) return `primary address ${addresses[0]} is not in subnet ${subnet.network}/${subnet.prefixLength}`;
   return {
     mac: nic.mac,
     key: 100 * Number(card) + Number(device),

@@ -14,12 +14,42 @@ const asObject = (value: unknown): Json | undefined =>
   typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Json) : undefined;
 const asArray = (value: unknown): unknown[] => (Array.isArray(value) ? value : []);
 
+/** The server holds a wait_for_change request up to this long, then answers with the current value. */
+const WAIT_SECONDS = 60;
+
 export class GcpClient implements MetadataClient {
+  /** ETag of the last document read, for wait_for_change. */
+  private etag?: string;
+
   constructor(private readonly transport: Transport) {}
 
   async fetchMetadata(): Promise<InstanceMetadata> {
-    const response = await requestWithRetry(this.transport, { method: 'GET', path: ROOT, headers: { 'Metadata-Flavor': 'Google' } }, RETRY);
-    return parseGcpDocument(this.checked(response, ROOT));
+    return this.read(ROOT, undefined);
+  }
+
+  /** Resolves when the metadata server reports a document different from the last one read. */
+  async waitForChange(): Promise<InstanceMetadata> {
+    if (!this.etag) return this.fetchMetadata();
+    const path = `${ROOT}&wait_for_change=true&last_etag=${encodeURIComponent(this.etag)}&timeout_sec=${WAIT_SECONDS}`;
+    for (;;) {
+      const before: string | undefined = this.etag;
+      const metadata = await this.read(path, (WAIT_SECONDS + 5) * 1000);
+      if (this.etag !== before) return metadata;
+    }
+  }
+
+  private async read(path: string, timeoutMs: number | undefined): Promise<InstanceMetadata> {
+    const request = { method: 'GET' as const, path, headers: { 'Metadata-Flavor': 'Google' }, ...(timeoutMs ? { timeoutMs } : {}) };
+    const response = await requestWithRetry(this.transport, request, RETRY);
+    const metadata = parseGcpDocument(this.checked(response, path));
+    const etag = response.headers.etag;
+    // Without an ETag a wait_for_change loop would spin: stop watching and let the caller back off.
+    if (typeof etag !== 'string' || etag === '') {
+      if (timeoutMs) throw new ImdsError('GCP metadata answer carries no ETag; cannot wait for changes');
+    } else {
+      this.etag = etag;
+    }
+    return metadata;
   }
 
   /** The body of a 200 answer that really came from the metadata server. */
@@ -59,10 +89,13 @@ export function parseGcpDocument(document: Json): InstanceMetadata {
     interfaces,
     rejected,
     documents: {
-      system: { ...system, attributes: publicAttributes(instance) },
+      system: {
+        ...system,
+        attributes: publicAttributes(instance),
+        project: project && { projectId: project.projectId, numericProjectId: project.numericProjectId, attributes: publicAttributes(project) },
+      },
       network: networkInterfaces,
       interfaces: Object.fromEntries(interfaces.map((nic) => [nic.mac, (networkInterfaces as unknown[])[nic.key]])),
-      project: project && { projectId: project.projectId, numericProjectId: project.numericProjectId, attributes: publicAttributes(project) },
     },
   };
 }

@@ -8,6 +8,8 @@ export interface HttpRequest {
   /** Path and query, e.g. "/latest/meta-data/mac". */
   path: string;
   headers?: Record<string, string>;
+  /** Overrides the total timeout, for long polls that are meant to hang. */
+  timeoutMs?: number;
 }
 
 export interface HttpResponse {
@@ -57,7 +59,8 @@ export class HttpTransport implements Transport {
         req.destroy();
         reject(new TransientError(message));
       };
-      const total = setTimeout(() => fail(`no complete answer within ${TOTAL_TIMEOUT_MS / 1000} s`), TOTAL_TIMEOUT_MS);
+      const timeoutMs = request.timeoutMs ?? TOTAL_TIMEOUT_MS;
+      const total = setTimeout(() => fail(`no complete answer within ${timeoutMs / 1000} s`), timeoutMs);
       req.on('socket', (socket) => {
         if (!socket.connecting) return;
         const connect = setTimeout(() => fail(`cannot connect within ${CONNECT_TIMEOUT_MS / 1000} s`), CONNECT_TIMEOUT_MS);

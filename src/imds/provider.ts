@@ -12,6 +12,8 @@ export interface MetadataClient {
    * Throws ImdsError when the answer cannot be trusted as a whole.
    */
   fetchMetadata(options: { documents: boolean }): Promise<InstanceMetadata>;
+  /** GCP: a long poll that resolves with the next different document. */
+  waitForChange?(): Promise<InstanceMetadata>;
 }
 
 export const DEFAULT_ENDPOINTS: Record<ProviderName, string> = {
