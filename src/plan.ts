@@ -82,7 +82,6 @@ const ORDER: Change['kind'][] = [
   'address-del',
 ];
 
-const ipOf = (cidr: string) => cidr.split('/')[0]!;
 const routeKey = (route: { table: number; type: number; dst: string }) => `${route.table} ${route.type} ${route.dst}`;
 const routeText = (route: Route | KernelRoute) =>
   [routeKey(route), route.dev, route.gateway, route.prefsrc, route.scope, route.onlink].join(' ');

@@ -4,8 +4,10 @@ import type { LoadedConfig } from '../config.js';
 import { EXIT, ExitError, fixtureSource, liveSource, loadConfigOrExit } from '../context.js';
 import { ImdsError } from '../imds/http.js';
 import { IpError } from '../ip.js';
+import { acquireLock, LockedError } from '../lock.js';
 import { createLogger, type Logger } from '../log.js';
 import { plan } from '../plan.js';
+import { runUnprivileged, shouldDropPrivileges } from '../privilege.js';
 import { planLive, reconcile, recordDocuments, recordFailure } from '../reconcile.js';
 import { renderScript } from '../render.js';
 import { prepareStateDir, stateDirFrom } from '../state.js';
@@ -56,6 +58,7 @@ async function once(options: Options, loaded: LoadedConfig, log: Logger): Promis
   const source = liveSource(options.provider, process.env);
   const stateDir = stateDirFrom(process.env);
   prepareStateDir(stateDir);
+  const releaseLock = acquireLock(stateDir);
   try {
     let metadata;
     try {
@@ -73,6 +76,7 @@ async function once(options: Options, loaded: LoadedConfig, log: Logger): Promis
     log.info(`${source.provider}: ${result.plan.managed.length} interface(s) managed, ${result.plan.changes.length} change(s) applied`);
     return EXIT.ok;
   } finally {
+    releaseLock();
     source.transport.close();
   }
 }
@@ -91,6 +95,11 @@ async function main(options: Options): Promise<number> {
     }
     reportProblems(loaded, configured);
     if (options.dryRun) return await dryRun(options, loaded, configured);
+    if (shouldDropPrivileges()) {
+      prepareStateDir(stateDirFrom(process.env));
+      const exitCode = await runUnprivileged(stateDirFrom(process.env), configured);
+      if (exitCode !== undefined) return exitCode;
+    }
     if (options.once) return await once(options, loaded, configured);
     const { runDaemon } = await import('../daemon.js');
     return await runDaemon({ configFlag: options.config, providerFlag: options.provider }, loaded, configured);
@@ -99,7 +108,7 @@ async function main(options: Options): Promise<number> {
       log.error(error.message);
       return error.exitCode;
     }
-    if (error instanceof ImdsError || error instanceof IpError) {
+    if (error instanceof ImdsError || error instanceof IpError || error instanceof LockedError) {
       log.error(error.message);
       return EXIT.runtime;
     }

@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { HttpTransport, ImdsError } from '../../src/imds/http.js';
 import { createClient } from '../../src/imds/provider.js';
 import { cloneFixture, editJson, loadFixture, PATHS, type Fixture } from '../support/fixture.js';
-import { createMockImdsServer, type MockImdsOptions, type MockImdsServer } from '../support/mock-imds.js';
+import { createMockImdsServer, type MockImdsOptions } from '../support/mock-imds.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
