@@ -215,7 +215,45 @@ export async function runDaemon(options: DaemonOptions, loaded: LoadedConfig, lo
     status,
     plan: async () => (lastGood ? planLive(lastGood, config, stateDir) : undefined),
   });
-  let server: Server;
+  // Signal handlers come first: a signal during the first reconcile must not kill the process mid-apply.
+  let server: Server | undefined;
+  let resolveStopped: (code: number) => void = () => undefined;
+  const stopped = new Promise<number>((resolve) => (resolveStopped = resolve));
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info(`${signal}: stopping; the network configuration stays in place`);
+    void notifier.send('STOPPING=1');
+    for (const timer of [debounce, refreshTimer, retryTimer]) clearTimeout(timer);
+    monitor.stop();
+    notifier.stop();
+    server?.closeAllConnections();
+    server?.close();
+    source.transport.close();
+    // A reconcile in flight is one short ip process: let it finish so state.json matches the kernel.
+    await running;
+    releaseLock();
+    resolveStopped(EXIT.ok);
+  };
+  // 'on', not 'once': execa's exit cleanup re-raises a signal that has no other listener left.
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGHUP', () => {
+    const { path, explicit } = configPathFrom(options.configFlag, process.env);
+    try {
+      const reloaded = loadConfig(path, explicit, process.env);
+      for (const problem of reloaded.problems) log.warn(`config: ${problem.message}`);
+      config = reloaded.config;
+      setLogLevel(log, config.logLevel);
+      log.info('SIGHUP: configuration reloaded');
+      scheduleRefresh();
+      request({ metadata: true, documents: true }, 0);
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      log.error(`SIGHUP: ${error.message}; keeping the current configuration`);
+    }
+  });
+
   try {
     server = await listen(api, config.listenHost, config.listenPort);
   } catch (error) {
@@ -228,44 +266,11 @@ export async function runDaemon(options: DaemonOptions, loaded: LoadedConfig, lo
   monitor.start();
   drain(); // the first cycle: pending starts as a full metadata read
   await running;
-  void notifier.send('READY=1', `STATUS=${lastGood ? 'configured' : 'waiting for the metadata service'}`);
-  notifier.startWatchdog(() => busySince === undefined || Date.now() - busySince < STUCK_AFTER_MS);
-  scheduleRefresh();
-  void watchGcp();
-
-  return new Promise<number>((resolve) => {
-    const stop = async (signal: string) => {
-      if (stopping) return;
-      stopping = true;
-      log.info(`${signal}: stopping; the network configuration stays in place`);
-      void notifier.send('STOPPING=1');
-      for (const timer of [debounce, refreshTimer, retryTimer]) clearTimeout(timer);
-      monitor.stop();
-      notifier.stop();
-      server.closeAllConnections();
-      server.close();
-      source.transport.close();
-      // A reconcile in flight is one short ip process: let it finish so state.json matches the kernel.
-      await running;
-      releaseLock();
-      resolve(EXIT.ok);
-    };
-    process.once('SIGTERM', () => void stop('SIGTERM'));
-    process.once('SIGINT', () => void stop('SIGINT'));
-    process.on('SIGHUP', () => {
-      const { path, explicit } = configPathFrom(options.configFlag, process.env);
-      try {
-        const reloaded = loadConfig(path, explicit, process.env);
-        for (const problem of reloaded.problems) log.warn(`config: ${problem.message}`);
-        config = reloaded.config;
-        setLogLevel(log, config.logLevel);
-        log.info('SIGHUP: configuration reloaded');
-        scheduleRefresh();
-        request({ metadata: true, documents: true }, 0);
-      } catch (error) {
-        if (!(error instanceof ConfigError)) throw error;
-        log.error(`SIGHUP: ${error.message}; keeping the current configuration`);
-      }
-    });
-  });
+  if (!stopping) {
+    void notifier.send('READY=1', `STATUS=${lastGood ? 'configured' : 'waiting for the metadata service'}`);
+    notifier.startWatchdog(() => busySince === undefined || Date.now() - busySince < STUCK_AFTER_MS);
+    scheduleRefresh();
+    void watchGcp();
+  }
+  return stopped;
 }

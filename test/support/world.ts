@@ -8,7 +8,7 @@
 //     eth1 ...                           <->  c1  ...
 //     vf0 (same MAC as eth0, master vfbr0) <-> cvf0   (option vf: Azure accelerated networking)
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -183,6 +183,8 @@ export class World {
     this.provider = o.fixture.provider;
     this.nics = nicsOf(o.fixture).map((nic) => ({ ...nic, name: `eth${nic.index}`, peer: `c${nic.index}` }));
     this.dir = mkdtempSync(join(tmpdir(), 'cnt-'));
+    // Traversable by the unprivileged user cloud-network runs as once it drops root (SPEC §8).
+    chmodSync(this.dir, 0o755);
     this.stateDir = join(this.dir, 'state');
     this.dmiDir = join(this.dir, 'dmi');
     this.configPath = join(this.dir, 'cloud-network.toml');
