@@ -50,7 +50,9 @@ test: node_modules
 
 # The main job on recorded EC2 metadata inside a throwaway network namespace (root).
 demo: build
-	node dist/demo.js
+	# Two directories deep, like test/support/, so that the world finds the repository root.
+	npx esbuild scripts/demo.ts --bundle --platform=node --format=esm --packages=external --log-level=warning --outfile=build/demo/demo.mjs
+	node build/demo/demo.mjs
 
 # The same recorded instance as a dry run: no root, no cloud.
 dry-run: build

@@ -5,15 +5,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { build } from 'esbuild';
-import type { Fixture } from './fixture.js';
+import { REPO_ROOT, type Fixture } from './fixture.js';
 import { httpRequest } from './http.js';
 import type { ActiveFault, Fault, LogEntry, MetadataPatch, MockImdsOptions, MockImdsState } from './mock-imds.js';
 
-const HERE = dirname(fileURLToPath(import.meta.url));
-const SOURCES = ['mock-imds-main.ts', 'mock-imds.ts'].map((f) => join(HERE, f));
+// From the repository root, not this file: scripts/demo.ts bundles this module elsewhere.
+const SOURCES = ['mock-imds-main.ts', 'mock-imds.ts'].map((f) => join(REPO_ROOT, 'test/support', f));
 
 let bundlePromise: Promise<string> | undefined;
 
