@@ -58,7 +58,9 @@ export class GcpClient implements MetadataClient {
     if (response.headers['metadata-flavor'] !== 'Google') {
       throw new ImdsError(`GCP metadata answer from ${this.transport.base} lacks the Metadata-Flavor: Google header; it is not the metadata server`);
     }
-    return parseJsonDocument(response.body, 'GCP metadata document');
+    // Instance ids are 64-bit integers: as JSON numbers they would be rounded to a double.
+    const body = response.body.replace(/"(id|numericProjectId)":\s*(\d{16,})/g, '"$1":"$2"');
+    return parseJsonDocument(body, 'GCP metadata document');
   }
 }
 

@@ -18,7 +18,7 @@ const CNCTL = join(import.meta.dirname, '..', '..', 'bin', 'cnctl');
 /** What the test daemon last recorded: fixed, so that the views are golden. */
 export const LAST_REFRESH = '2026-12-03T10:00:00.000Z';
 export const APPLIED = { addresses: 7, routes: 9, rules: 13 };
-export const LAST_ERROR = 'metadata request GET http://169.254.169.254/latest/meta-data/mac failed: connect ECONNREFUSED';
+export const LAST_ERROR = 'metadata request GET http://127.0.0.1:9/latest/meta-data/mac failed: connection refused (after 3 attempts)';
 
 export interface TestApi {
   url: string;

@@ -201,3 +201,12 @@ describe('HTTP', () => {
     expect((error as Error).message).toMatch(/^metadata request GET http:\/\/127\.0\.0\.1:9\/metadata\/instance.* failed: connection refused \(after 3 attempts\)$/);
   });
 });
+
+describe('GCP instance ids', () => {
+  it('keeps all 64 bits of the instance id', async () => {
+    const fixture = cloneFixture(loadFixture('gcp/two-nics-aliases'));
+    fixture.paths[PATHS.gcpRoot] = fixture.paths[PATHS.gcpRoot]!.replace(/"id":\s*\d+/, '"id":8849188986350617823');
+    const { client } = await serve(fixture);
+    expect((await client.fetchMetadata({ documents: true })).documents.system).toMatchObject({ id: '8849188986350617823' });
+  });
+});
