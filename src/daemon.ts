@@ -223,7 +223,9 @@ export async function runDaemon(options: DaemonOptions, loaded: LoadedConfig, lo
     if (stopping) return;
     stopping = true;
     log.info(`${signal}: stopping; the network configuration stays in place`);
-    void notifier.send('STOPPING=1');
+    // Awaited (briefly): the notification must leave before the process does.
+    const told = notifier.send('STOPPING=1');
+    await Promise.race([told, new Promise((resolve) => setTimeout(resolve, 1_000).unref())]);
     for (const timer of [debounce, refreshTimer, retryTimer]) clearTimeout(timer);
     monitor.stop();
     notifier.stop();

@@ -58,6 +58,8 @@ export async function runUnprivileged(stateDir: string, log: Logger): Promise<nu
       '--inh-caps=-all,+net_admin',
       '--ambient-caps=-all,+net_admin',
       '--bounding-set=-all,+net_admin',
+      // If this root parent dies, even by SIGKILL, the daemon stops cleanly instead of living on orphaned.
+      '--pdeathsig=SIGTERM',
       process.execPath,
       ...process.execArgv,
       ...process.argv.slice(1),
