@@ -78,9 +78,9 @@ describe('planner', () => {
     const configured = kernel({ 2: ['10.0.0.5/24', '10.0.0.6/32', '10.0.0.7/32'], 3: ['10.0.1.5/24'] });
     const full = metadata([nic(0, MAC0, ['10.0.0.5', '10.0.0.6', '10.0.0.7']), nic(1, MAC1, ['10.0.1.5'])]);
     // First plan against the configured kernel tells which rules exist; apply them to the snapshot.
-    configured.rules = plan(full, configured, config(), EMPTY_STATE)
-      .changes.filter((change) => change.kind === 'rule-add')
-      .map((change) => (change.kind === 'rule-add' ? { ...change.rule, protocol: 149, hasOtherSelectors: false } : ourRule(0, undefined, 0)));
+    configured.rules = plan(full, configured, config(), EMPTY_STATE).changes.flatMap((change) =>
+      change.kind === 'rule-add' ? [{ ...change.rule, protocol: 149, hasOtherSelectors: false }] : [],
+    );
     const owned = state({ [MAC0]: { addresses: ['10.0.0.6/32', '10.0.0.7/32'], table: 10000 } });
     const text = script(metadata([nic(0, MAC0, ['10.0.0.5', '10.0.0.6']), nic(1, MAC1, ['10.0.1.5'])]), configured, config(), owned);
     expect(text.split('\n').filter((line) => /^(rule|address) /.test(line))).toEqual([
