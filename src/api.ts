@@ -19,9 +19,28 @@ export interface ApiSource {
 export interface StatusDocument {
   provider: string;
   interfaces: { name: string; mac: string; key: number; table: number; policyRouted: boolean; addresses: string[] }[];
-  lastRefresh?: string;
-  lastError?: string;
-  applied?: StateFile['applied'];
+  /** null until the first successful metadata read. */
+  lastRefresh: string | null;
+  lastError: string | null;
+  applied: NonNullable<StateFile['applied']> | null;
+}
+
+/** The /api/v1/status answer from the last plan and what state.json records. */
+export function statusDocument(provider: string, plan: Plan | undefined, state: Pick<StateFile, 'lastRefresh' | 'lastError' | 'applied'>): StatusDocument {
+  return {
+    provider,
+    interfaces: (plan?.managed ?? []).map((nic) => ({
+      name: nic.link.name,
+      mac: nic.metadata.mac,
+      key: nic.metadata.key,
+      table: nic.table,
+      policyRouted: nic.policyRouted,
+      addresses: nic.metadata.addresses,
+    })),
+    lastRefresh: state.lastRefresh ?? null,
+    lastError: state.lastError ?? null,
+    applied: state.applied ?? null,
+  };
 }
 
 export class HttpError extends Error {

@@ -2,7 +2,7 @@
 // after kernel events (kernel-only: no metadata request) and when a new interface appears
 // (hot-plug: metadata refresh, retried until the cloud lists it). Reconciles never overlap.
 import type { Server } from 'node:http';
-import { createApi, listen, type StatusDocument } from './api.js';
+import { createApi, listen, statusDocument } from './api.js';
 import type { LoadedConfig } from './config.js';
 import { ConfigError, loadConfig, configPathFrom } from './config.js';
 import { EXIT, liveSource } from './context.js';
@@ -43,6 +43,9 @@ export async function runDaemon(options: DaemonOptions, loaded: LoadedConfig, lo
 
   let lastGood: InstanceMetadata | undefined;
   let lastPlan: Plan | undefined;
+  /** When lastGood was read, and why the latest read failed if it did. */
+  let metadataReadAt = '';
+  let metadataError: string | undefined;
   let refreshCount = 0;
   let failureStreak = 0;
   let busySince: number | undefined;
@@ -72,10 +75,13 @@ export async function runDaemon(options: DaemonOptions, loaded: LoadedConfig, lo
       try {
         await fetchMetadata(work.documents || !lastGood || refreshCount % DOCUMENT_REFRESH_EVERY === 0);
         refreshCount++;
+        metadataReadAt = new Date().toISOString();
+        metadataError = undefined;
         if (failureStreak > 0) log.info(`metadata service answers again after ${failureStreak} failed attempt(s)`);
         failureStreak = 0;
       } catch (error) {
         failureStreak++;
+        metadataError = (error as Error).message;
         // One line per streak, not one per retry: a long outage must not flood the journal.
         if (failureStreak === 1) log.error(`${(error as Error).message}; keeping the current configuration and retrying`);
         else log.debug((error as Error).message);
@@ -87,7 +93,7 @@ export async function runDaemon(options: DaemonOptions, loaded: LoadedConfig, lo
     }
     if (!lastGood) return;
     try {
-      const result = await reconcile(lastGood, config, stateDir, log);
+      const result = await reconcile(lastGood, config, stateDir, log, { readAt: metadataReadAt, staleBecause: metadataError });
       lastPlan = result.plan;
       if (work.metadata && failureStreak === 0) recordDocuments(lastGood, result.plan, stateDir);
     } catch (error) {
@@ -183,6 +189,8 @@ export async function runDaemon(options: DaemonOptions, loaded: LoadedConfig, lo
         if (stopping) return;
         failures = 0;
         lastGood = metadata;
+        metadataReadAt = new Date().toISOString();
+        metadataError = undefined;
         log.info('metadata changed (wait_for_change)');
         request({ kernel: true }, 0);
       } catch (error) {
@@ -193,23 +201,7 @@ export async function runDaemon(options: DaemonOptions, loaded: LoadedConfig, lo
     }
   }
 
-  const status = (): StatusDocument => {
-    const state = readState(stateDir);
-    return {
-      provider: source.provider,
-      interfaces: (lastPlan?.managed ?? []).map((nic) => ({
-        name: nic.link.name,
-        mac: nic.metadata.mac,
-        key: nic.metadata.key,
-        table: nic.table,
-        policyRouted: nic.policyRouted,
-        addresses: nic.metadata.addresses,
-      })),
-      lastRefresh: state.lastRefresh,
-      lastError: state.lastError,
-      applied: state.applied,
-    };
-  };
+  const status = () => statusDocument(source.provider, lastPlan, readState(stateDir));
   const api = createApi({
     metadata: () => lastGood,
     status,

@@ -91,8 +91,8 @@ const ruleText = (rule: Rule) =>
 /** Matches metadata interfaces to kernel links; links with a master (bond/bridge ports, VFs) never count. */
 function matchInterfaces(metadata: InstanceMetadata, kernel: KernelState, config: Config, notices: string[]) {
   const managed: Omit<ManagedInterface, 'policyRouted'>[] = [];
-  /** MACs whose configuration must stay exactly as it is. */
-  const frozenMacs = new Set<string>(metadata.rejected.flatMap((entry) => (entry.mac ? [entry.mac] : [])));
+  /** MACs whose configuration must stay exactly as it is (Unmanaged; the planner adds the uncertain ones). */
+  const frozenMacs = new Set<string>();
   for (const nic of metadata.interfaces) {
     const link = kernel.links.find((candidate) => candidate.mac === nic.mac && candidate.master === undefined);
     if (!link) {
@@ -117,7 +117,11 @@ function isPolicyRouted(name: string, managedCount: number, config: Config): boo
   return config.policyRouting === 'auto' && managedCount >= 2;
 }
 
-function desiredRoutes(nic: ManagedInterface, managed: ManagedInterface[]): Route[] {
+/**
+ * @param uncertainSubnets subnets of interfaces whose metadata could not be read this time: the
+ * routes other tables have to them stay, because the interface probably still exists.
+ */
+function desiredRoutes(nic: ManagedInterface, managed: ManagedInterface[], uncertainSubnets: string[]): Route[] {
   const { metadata, link, table } = nic;
   const dev = link.name;
   const routes: Route[] = [];
@@ -129,7 +133,7 @@ function desiredRoutes(nic: ManagedInterface, managed: ManagedInterface[]): Rout
   }
   routes.push({ ...base, dst: '0.0.0.0/0', gateway: metadata.gateway, scope: SCOPE_GLOBAL, onlink: true });
   const own = cidrText(metadata.subnet);
-  const others = new Set(managed.map((other) => cidrText(other.metadata.subnet)).filter((subnet) => subnet !== own));
+  const others = new Set([...managed.map((other) => cidrText(other.metadata.subnet)), ...uncertainSubnets].filter((subnet) => subnet !== own));
   for (const subnet of [...others].sort()) {
     routes.push({ ...base, dst: subnet, gateway: metadata.gateway, scope: SCOPE_GLOBAL, onlink: true });
   }
@@ -205,13 +209,16 @@ export function plan(metadata: InstanceMetadata, kernel: KernelState, config: Co
     .sort((a, b) => a.metadata.key - b.metadata.key)
     .map((nic) => ({ ...nic, policyRouted: isPolicyRouted(nic.link.name, matched.managed.length, config) }));
   const { frozenMacs } = matched;
-  // An entry rejected without a readable MAC could be any interface: remove nothing from
-  // interfaces that are absent from the metadata this time.
+  // Interfaces whose metadata was unreadable this time. An entry rejected without a readable
+  // MAC could be any interface: then every interface absent from the metadata is uncertain.
+  const uncertainMacs = new Set(metadata.rejected.flatMap((entry) => (entry.mac ? [entry.mac] : [])));
   const anonymousRejection = metadata.rejected.some((entry) => !entry.mac);
   const metadataMacs = new Set(metadata.interfaces.map((nic) => nic.mac));
   for (const mac of Object.keys(state.owned)) {
-    if (anonymousRejection && !metadataMacs.has(mac)) frozenMacs.add(mac);
+    if (anonymousRejection && !metadataMacs.has(mac)) uncertainMacs.add(mac);
   }
+  for (const mac of uncertainMacs) frozenMacs.add(mac);
+  const uncertainSubnets = [...uncertainMacs].flatMap((mac) => state.owned[mac]?.subnet ?? []);
   const frozenTables = new Set([...frozenMacs].flatMap((mac) => state.owned[mac]?.table ?? []));
   const frozenDevs = new Set(kernel.links.filter((link) => link.mac && frozenMacs.has(link.mac)).map((link) => link.name));
 
@@ -248,7 +255,7 @@ export function plan(metadata: InstanceMetadata, kernel: KernelState, config: Co
 
   // Routes: ours are the proto 149 ones; a foreign route holding the key we need is left alone.
   const policyRouted = managed.filter((nic) => nic.policyRouted);
-  const wantedRoutes = [...policyRouted.flatMap((nic) => desiredRoutes(nic, managed)), ...managed.flatMap(localRoutes)];
+  const wantedRoutes = [...policyRouted.flatMap((nic) => desiredRoutes(nic, managed, uncertainSubnets)), ...managed.flatMap(localRoutes)];
   const ours = (route: KernelRoute) => route.protocol === CLOUD_NETWORK_PROTO;
   const foreignKeys = new Set(kernel.routes.filter((route) => !ours(route) && route.metric === 0).map(routeKey));
   const routesToSet = wantedRoutes.filter((route) => {
@@ -281,7 +288,11 @@ export function plan(metadata: InstanceMetadata, kernel: KernelState, config: Co
     changes.push({ kind: 'rule-del', rule });
   }
 
-  for (const mac of metadata.rejected) notices.push(`metadata entry${mac.mac ? ` ${mac.mac}` : ''} skipped: ${mac.reason}`);
+  for (const entry of metadata.rejected) {
+    const name = kernel.links.find((link) => link.mac === entry.mac && link.master === undefined)?.name;
+    const which = entry.mac ? ` ${entry.mac}${name ? ` (${name})` : ''}` : '';
+    notices.push(`metadata entry${which} skipped, its configuration left as it is: ${entry.reason}`);
+  }
   const rank = (change: Change) => ORDER.indexOf(change.kind);
   // Stable sort: within a kind, changes keep interface (NIC key) order.
   changes.sort((a, b) => rank(a) - rank(b));

@@ -5,6 +5,7 @@ import type { Config } from './config.js';
 import { CLOUD_NETWORK_PROTO, readKernelState, type KernelState } from './kernel.js';
 import type { Logger } from './log.js';
 import type { InstanceMetadata } from './model.js';
+import { cidrText } from './net.js';
 import { plan as makePlan, type Plan } from './plan.js';
 import { renderChange, renderScript } from './render.js';
 import { readState, writeDocuments, writeState, type AppliedCounts, type StateFile } from './state.js';
@@ -29,8 +30,12 @@ export function recordOwnership(previous: StateFile, plan: Plan, kernel: KernelS
     if (!link) continue; // the interface is gone, and its addresses with it
     const onLink = new Set(kernel.addresses.filter((a) => a.ifindex === link.index).map((a) => `${a.address}/${a.prefixLength}`));
     const addresses = [...new Set([...(previous.owned[mac]?.addresses ?? []), ...(added.get(mac) ?? [])])].filter((cidr) => onLink.has(cidr));
-    const table = plan.managed.find((nic) => nic.metadata.mac === mac)?.table ?? previous.owned[mac]?.table;
-    if (addresses.length > 0 || table !== undefined) owned[mac] = { addresses, ...(table === undefined ? {} : { table }) };
+    const nic = plan.managed.find((candidate) => candidate.metadata.mac === mac);
+    const table = nic?.table ?? previous.owned[mac]?.table;
+    const subnet = nic ? cidrText(nic.metadata.subnet) : previous.owned[mac]?.subnet;
+    if (addresses.length > 0 || table !== undefined) {
+      owned[mac] = { addresses, ...(table === undefined ? {} : { table }), ...(subnet === undefined ? {} : { subnet }) };
+    }
   }
   return owned;
 }
@@ -48,8 +53,22 @@ export async function planLive(metadata: InstanceMetadata, config: Config, state
   return makePlan(metadata, await readKernelState(), config, readState(stateDir));
 }
 
-export async function reconcile(metadata: InstanceMetadata, config: Config, stateDir: string, log: Logger): Promise<ReconcileResult> {
-  const state = readState(stateDir);
+/** How fresh the metadata of a reconcile is, for state.json. */
+export interface Freshness {
+  /** When the metadata was last read successfully (ISO time). */
+  readAt: string;
+  /** Why the latest read failed, when the metadata in use is older than that attempt. */
+  staleBecause?: string;
+}
+
+export async function reconcile(
+  metadata: InstanceMetadata,
+  config: Config,
+  stateDir: string,
+  log: Logger,
+  freshness: Freshness,
+): Promise<ReconcileResult> {
+  const state = readState(stateDir, (problem) => log.warn(problem));
   const before = await readKernelState();
   const plan = makePlan(metadata, before, config, state);
   for (const notice of plan.notices) log.warn(notice);
@@ -68,8 +87,12 @@ export async function reconcile(metadata: InstanceMetadata, config: Config, stat
   writeState(stateDir, {
     version: 1,
     owned,
-    lastRefresh: new Date().toISOString(),
-    ...(failures.length > 0 ? { lastError: `${failures.length} change(s) failed, first: ${failures[0]!.line}: ${failures[0]!.error}` } : {}),
+    lastRefresh: freshness.readAt,
+    ...(failures.length > 0
+      ? { lastError: `${failures.length} change(s) failed, first: ${failures[0]!.line}: ${failures[0]!.error}` }
+      : freshness.staleBecause
+        ? { lastError: freshness.staleBecause }
+        : {}),
     applied,
   });
   return { plan, script, failures, applied };

@@ -13,6 +13,8 @@ export interface OwnedInterface {
   addresses: string[];
   /** Routing table used for this interface, so its config is recognised even when its metadata is unreadable. */
   table?: number;
+  /** Its subnet (CIDR), for the same reason: other tables keep their route to it. */
+  subnet?: string;
 }
 
 export interface AppliedCounts {
@@ -50,10 +52,10 @@ export function writeAtomic(path: string, content: string): void {
 }
 
 /**
- * Reads state.json. A missing file is an empty state; an unreadable or corrupt one is an
- * error, because guessing "nothing is ours" is safe but guessing anything else is not.
+ * Reads state.json. A missing file is an empty state. An unreadable one is an error; a corrupt
+ * one is reported to `onProblem` and read as "nothing is ours", the only safe guess.
  */
-export function readState(dir: string): StateFile {
+export function readState(dir: string, onProblem: (message: string) => void = () => undefined): StateFile {
   let text: string;
   try {
     text = readFileSync(join(dir, 'state.json'), 'utf8');
@@ -66,8 +68,8 @@ export function readState(dir: string): StateFile {
     if (parsed.version !== 1 || typeof parsed.owned !== 'object' || parsed.owned === null) throw new Error('unknown format');
     return parsed;
   } catch (error) {
-    // A corrupt record only means we cannot prove ownership: start over owning nothing.
-    return { ...structuredClone(EMPTY_STATE), lastError: `state.json was unreadable (${(error as Error).message}); ownership reset` };
+    onProblem(`${join(dir, 'state.json')} is corrupt (${(error as Error).message}); no address counts as added by cloud-network until it is rewritten`);
+    return structuredClone(EMPTY_STATE);
   }
 }
 

@@ -67,7 +67,7 @@ async function once(options: Options, loaded: LoadedConfig, log: Logger): Promis
       if (error instanceof ImdsError) recordFailure(stateDir, error.message);
       throw error;
     }
-    const result = await reconcile(metadata, loaded.config, stateDir, log);
+    const result = await reconcile(metadata, loaded.config, stateDir, log, { readAt: new Date().toISOString() });
     recordDocuments(metadata, result.plan, stateDir);
     if (result.failures.length > 0) {
       log.error(`${result.failures.length} of ${result.plan.changes.length} changes failed; see the lines above`);

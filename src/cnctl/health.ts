@@ -5,7 +5,7 @@ import { block, columns } from './layout.js';
 export function healthView(status: unknown): string {
   const document = asObject(status);
   const interfaces = asArray(document.interfaces).map(asObject);
-  const applied = document.applied === undefined ? undefined : asObject(document.applied);
+  const applied = document.applied === undefined || document.applied === null ? undefined : asObject(document.applied);
   const summary = block([
     ['Provider', show(document.provider)],
     ['Interfaces', `${interfaces.length} managed`],

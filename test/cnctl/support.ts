@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { createApi, listen, type StatusDocument } from '../../src/api.js';
+import { createApi, listen, statusDocument } from '../../src/api.js';
 import { DEFAULT_CONFIG } from '../../src/config.js';
 import { fixtureSource } from '../../src/context.js';
 import { plan } from '../../src/plan.js';
@@ -38,25 +38,13 @@ export async function startApi(dir: string): Promise<TestApi> {
   const fixture = fixtureSource(dir);
   const metadata = await fixture.client.fetchMetadata({ documents: true });
   const planned = plan(metadata, fixture.kernel, fixture.config?.config ?? DEFAULT_CONFIG, fixture.state);
-  const status = (): StatusDocument => ({
-    provider: fixture.provider,
-    interfaces: planned.managed.map((nic) => ({
-      name: nic.link.name,
-      mac: nic.metadata.mac,
-      key: nic.metadata.key,
-      table: nic.table,
-      policyRouted: nic.policyRouted,
-      addresses: nic.metadata.addresses,
-    })),
-    lastRefresh: LAST_REFRESH,
-    applied: APPLIED,
-  });
+  const status = () => statusDocument(fixture.provider, planned, { lastRefresh: LAST_REFRESH, applied: APPLIED });
   return serve(createApi({ metadata: () => metadata, status, plan: async () => planned }));
 }
 
 /** The API of a daemon whose metadata service has never answered. */
 export function startApiWithoutMetadata(provider: string): Promise<TestApi> {
-  const status = (): StatusDocument => ({ provider, interfaces: [], lastError: LAST_ERROR });
+  const status = () => statusDocument(provider, undefined, { lastError: LAST_ERROR });
   return serve(createApi({ metadata: () => undefined, status, plan: async () => undefined }));
 }
 

@@ -130,9 +130,12 @@ describe('daemon', () => {
       expect(await w.snapshot()).toEqual(before);
       await w.mock.waitForRequest((entry) => entry.status === 500 && entry.time > Date.now() - 1_000, 15_000);
     }
+    const during = (await api(w, '/api/v1/status')).body as { lastError: string | null };
+    expect(during.lastError).toMatch(/HTTP 500/);
     await w.mock.setFixture(changed);
     await w.mock.removeFault(fault);
     await converge(w, changed, 30_000);
+    await expect.poll(async () => ((await api(w, '/api/v1/status')).body as { lastError: string | null }).lastError).toBeNull();
   }, 90_000);
 
   test('stops on SIGTERM within 2 s with exit 0 and the configuration in place; a second instance refuses meanwhile', async () => {
