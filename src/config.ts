@@ -1,6 +1,7 @@
 // Configuration file (SPEC §3). Parsed with smol-toml; every key validated on its own so a
 // bad value costs only that key (it falls back to its default) and names itself in the message.
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { parse, TomlError } from 'smol-toml';
 
 export const DEFAULT_CONFIG_PATH = '/etc/cloud-network/cloud-network.toml';
@@ -83,8 +84,9 @@ function parseListen(value: string): { host: string; port: number } | undefined 
   return port === undefined ? undefined : { host: (match[1] ?? match[2])!, port };
 }
 
+// Whitespace-separated per SPEC; commas are accepted too, since "eth1, eth2" is an easy slip.
 const names = (value: unknown): string[] | undefined =>
-  typeof value === 'string' ? value.split(/\s+/).filter((name) => name !== '') : undefined;
+  typeof value === 'string' ? value.split(/[\s,]+/).filter((name) => name !== '') : undefined;
 
 const show = (value: unknown): string => JSON.stringify(value);
 
@@ -111,8 +113,9 @@ const SYSTEM_KEYS: Record<string, KeyParser> = {
 
 const NETWORK_KEYS: Record<string, KeyParser> = {
   Address(value, config) {
-    if (typeof value !== 'string' || value.trim() === '') return `must be a host address, got ${show(value)}`;
-    config.listenHost = value.trim();
+    const host = typeof value === 'string' ? value.trim() : '';
+    if (host !== 'localhost' && !isIP(host)) return `must be an IP address or localhost, got ${show(value)}`;
+    config.listenHost = host;
   },
   Port(value, config) {
     const port = parsePort(value);
@@ -121,7 +124,7 @@ const NETWORK_KEYS: Record<string, KeyParser> = {
   },
   Listen(value, config) {
     const listen = typeof value === 'string' ? parseListen(value) : undefined;
-    if (!listen) return `must be HOST:PORT such as 127.0.0.1:5209, got ${show(value)}`;
+    if (!listen || (listen.host !== 'localhost' && !isIP(listen.host))) return `must be HOST:PORT such as 127.0.0.1:5209, got ${show(value)}`;
     config.listenHost = listen.host;
     config.listenPort = listen.port;
   },
@@ -137,7 +140,7 @@ const NETWORK_KEYS: Record<string, KeyParser> = {
   },
   Unmanaged(value, config) {
     const list = names(value);
-    if (!list) return `must be a string of interface names or globs, got ${show(value)}`;
+    if (!list || list.some((glob) => !globToRegExp(glob))) return `must be a string of interface names or globs, got ${show(value)}`;
     config.unmanaged = list;
   },
   RouteTableBase(value, config) {
@@ -151,6 +154,12 @@ const NETWORK_KEYS: Record<string, KeyParser> = {
 
 const SECTIONS: Record<string, Record<string, KeyParser>> = { System: SYSTEM_KEYS, Network: NETWORK_KEYS };
 
+/** ", did you mean X?" when `name` differs from a known name only in case (keys are case-sensitive). */
+function hint(name: string, known: string[], before: string, after: string): string {
+  const match = known.find((candidate) => candidate.toLowerCase() === name.toLowerCase());
+  return match ? `; did you mean ${before}${match}${after}?` : '';
+}
+
 /** Validates parsed TOML; never throws for bad values. */
 export function buildConfig(document: Record<string, unknown>, env: NodeJS.ProcessEnv = {}): LoadedConfig {
   const config: Config = { ...DEFAULT_CONFIG };
@@ -162,7 +171,7 @@ export function buildConfig(document: Record<string, unknown>, env: NodeJS.Proce
   for (const [sectionName, section] of Object.entries(document)) {
     const parsers = SECTIONS[sectionName];
     if (!parsers || typeof section !== 'object' || section === null || Array.isArray(section)) {
-      problems.push({ severity: 'warning', message: `unknown section [${sectionName}] ignored` });
+      problems.push({ severity: 'warning', message: `unknown section [${sectionName}] ignored${hint(sectionName, Object.keys(SECTIONS), '[', ']')}` });
       continue;
     }
     // Listen wins over Address/Port, whatever the order in the file.
@@ -170,7 +179,7 @@ export function buildConfig(document: Record<string, unknown>, env: NodeJS.Proce
     for (const [key, value] of entries) {
       const parser = parsers[key];
       if (parser) apply(`${sectionName}.${key}`, parser, value);
-      else problems.push({ severity: 'warning', message: `unknown key ${sectionName}.${key} ignored` });
+      else problems.push({ severity: 'warning', message: `unknown key ${sectionName}.${key} ignored${hint(key, Object.keys(parsers), `${sectionName}.`, '')}` });
     }
   }
   if (env.CLOUD_NETWORK_LOG_LEVEL) apply('CLOUD_NETWORK_LOG_LEVEL', SYSTEM_KEYS.LogLevel!, env.CLOUD_NETWORK_LOG_LEVEL);
@@ -210,10 +219,17 @@ export function configPathFrom(flag: string | undefined, env: NodeJS.ProcessEnv)
   return chosen ? { path: chosen, explicit: true } : { path: DEFAULT_CONFIG_PATH, explicit: false };
 }
 
-/** Shell-style glob (*, ?, [...]) match of an interface name. */
+/** A shell-style glob (*, ?, [...]) as an anchored regular expression; undefined when malformed. */
+function globToRegExp(glob: string): RegExp | undefined {
+  const pattern = glob.replace(/[.+^${}()|\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  try {
+    return new RegExp(`^${pattern}$`);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Shell-style glob match of an interface name; the config parser has already refused malformed globs. */
 export function matchesAny(name: string, globs: string[]): boolean {
-  return globs.some((glob) => {
-    const pattern = glob.replace(/[.+^${}()|\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
-    return new RegExp(`^${pattern}$`).test(name);
-  });
+  return globs.some((glob) => globToRegExp(glob)?.test(name) ?? false);
 }

@@ -2,10 +2,10 @@
 // after kernel events (kernel-only: no metadata request) and when a new interface appears
 // (hot-plug: metadata refresh, retried until the cloud lists it). Reconciles never overlap.
 import type { Server } from 'node:http';
-import { createApi, listen, statusDocument } from './api.js';
+import { createApi, isLoopbackHost, listen, statusDocument } from './api.js';
 import type { LoadedConfig } from './config.js';
 import { ConfigError, loadConfig, configPathFrom } from './config.js';
-import { EXIT, liveSource } from './context.js';
+import { EXIT, ExitError, liveSource } from './context.js';
 import { acquireLock } from './lock.js';
 import { setLogLevel, type Logger } from './log.js';
 import type { InstanceMetadata } from './model.js';
@@ -94,6 +94,9 @@ export async function runDaemon(options: DaemonOptions, loaded: LoadedConfig, lo
     if (!lastGood) return;
     try {
       const result = await reconcile(lastGood, config, stateDir, log, { readAt: metadataReadAt, staleBecause: metadataError });
+      if (!lastPlan || result.plan.changes.length > 0) {
+        log.info(`${source.provider}: ${result.plan.managed.length} interface(s) managed, ${result.plan.changes.length - result.failures.length} change(s) applied`);
+      }
       lastPlan = result.plan;
       if (work.metadata && failureStreak === 0) recordDocuments(lastGood, result.plan, stateDir);
     } catch (error) {
@@ -253,7 +256,10 @@ export async function runDaemon(options: DaemonOptions, loaded: LoadedConfig, lo
   } catch (error) {
     releaseLock();
     source.transport.close();
-    throw error;
+    throw new ExitError(`${(error as Error).message}; is another cloud-network running? Set Listen= in the config to move the API`, EXIT.runtime);
+  }
+  if (!isLoopbackHost(config.listenHost)) {
+    log.warn(`the API listens on ${config.listenHost}, reachable from the network: it serves SSH keys and the instance identity`);
   }
   log.info(`${source.provider}: API on http://${config.listenHost}:${config.listenPort}, refresh every ${config.refreshSeconds} s`);
 

@@ -31,6 +31,12 @@ export interface InterfaceMetadata {
 export interface RejectedInterface {
   /** Present when the MAC itself was readable. */
   mac?: string;
+  /**
+   * The entry's MAC cannot be trusted to say which interface it describes (a MAC listed twice:
+   * one of those entries belongs to another interface). Like a missing MAC, it makes every
+   * interface absent from the metadata uncertain.
+   */
+  ambiguous?: boolean;
   reason: string;
 }
 

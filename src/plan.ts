@@ -205,18 +205,23 @@ function sortLikeAdditions(rules: Rule[]): Rule[] {
 export function plan(metadata: InstanceMetadata, kernel: KernelState, config: Config, state: StateFile): Plan {
   const notices: string[] = [];
   const matched = matchInterfaces(metadata, kernel, config, notices);
-  const managed: ManagedInterface[] = matched.managed
-    .sort((a, b) => a.metadata.key - b.metadata.key)
-    .map((nic) => ({ ...nic, policyRouted: isPolicyRouted(nic.link.name, matched.managed.length, config) }));
   const { frozenMacs } = matched;
   // Interfaces whose metadata was unreadable this time. An entry rejected without a readable
   // MAC could be any interface: then every interface absent from the metadata is uncertain.
   const uncertainMacs = new Set(metadata.rejected.flatMap((entry) => (entry.mac ? [entry.mac] : [])));
-  const anonymousRejection = metadata.rejected.some((entry) => !entry.mac);
+  const anonymousRejection = metadata.rejected.some((entry) => !entry.mac || entry.ambiguous);
   const metadataMacs = new Set(metadata.interfaces.map((nic) => nic.mac));
   for (const mac of Object.keys(state.owned)) {
     if (anonymousRejection && !metadataMacs.has(mac)) uncertainMacs.add(mac);
   }
+  // Held-back interfaces still count for PolicyRouting = "auto": one unreadable entry must not
+  // switch policy routing off for the others.
+  const heldBack = kernel.links.filter(
+    (link) => link.mac && uncertainMacs.has(link.mac) && link.master === undefined && !frozenMacs.has(link.mac),
+  ).length;
+  const managed: ManagedInterface[] = matched.managed
+    .sort((a, b) => a.metadata.key - b.metadata.key)
+    .map((nic) => ({ ...nic, policyRouted: isPolicyRouted(nic.link.name, matched.managed.length + heldBack, config) }));
   for (const mac of uncertainMacs) frozenMacs.add(mac);
   const uncertainSubnets = [...uncertainMacs].flatMap((mac) => state.owned[mac]?.subnet ?? []);
   const frozenTables = new Set([...frozenMacs].flatMap((mac) => state.owned[mac]?.table ?? []));

@@ -2,6 +2,7 @@
 // Used by --once, --dry-run and every daemon cycle; it never fetches metadata itself.
 import { applyChanges, type LineFailure } from './apply.js';
 import type { Config } from './config.js';
+import { IpError } from './ip.js';
 import { CLOUD_NETWORK_PROTO, readKernelState, type KernelState } from './kernel.js';
 import type { Logger } from './log.js';
 import type { InstanceMetadata } from './model.js';
@@ -17,19 +18,27 @@ export interface ReconcileResult {
   applied: AppliedCounts;
 }
 
+/** Owned addresses once the plan's additions are made. Written before the apply, so that a crash in the middle loses no ownership. */
+function withPlannedAdditions(owned: StateFile['owned'], plan: Plan): StateFile['owned'] {
+  const result = structuredClone(owned);
+  for (const change of plan.changes) {
+    if (change.kind !== 'address-add') continue;
+    const entry = (result[change.mac] ??= { addresses: [] });
+    if (!entry.addresses.includes(change.address.cidr)) entry.addresses.push(change.address.cidr);
+  }
+  return result;
+}
+
 /** Ownership after an apply: what we owned or just added, limited to what the kernel really has. */
 export function recordOwnership(previous: StateFile, plan: Plan, kernel: KernelState): StateFile['owned'] {
+  const claimed = withPlannedAdditions(previous.owned, plan);
   const owned: StateFile['owned'] = {};
-  const added = new Map<string, string[]>();
-  for (const change of plan.changes) {
-    if (change.kind === 'address-add') added.set(change.mac, [...(added.get(change.mac) ?? []), change.address.cidr]);
-  }
-  const macs = new Set([...Object.keys(previous.owned), ...added.keys(), ...plan.managed.map((nic) => nic.metadata.mac)]);
+  const macs = new Set([...Object.keys(claimed), ...plan.managed.map((nic) => nic.metadata.mac)]);
   for (const mac of macs) {
     const link = kernel.links.find((candidate) => candidate.mac === mac && candidate.master === undefined);
     if (!link) continue; // the interface is gone, and its addresses with it
     const onLink = new Set(kernel.addresses.filter((a) => a.ifindex === link.index).map((a) => `${a.address}/${a.prefixLength}`));
-    const addresses = [...new Set([...(previous.owned[mac]?.addresses ?? []), ...(added.get(mac) ?? [])])].filter((cidr) => onLink.has(cidr));
+    const addresses = (claimed[mac]?.addresses ?? []).filter((cidr) => onLink.has(cidr));
     const nic = plan.managed.find((candidate) => candidate.metadata.mac === mac);
     const table = nic?.table ?? previous.owned[mac]?.table;
     const subnet = nic ? cidrText(nic.metadata.subnet) : previous.owned[mac]?.subnet;
@@ -73,7 +82,15 @@ export async function reconcile(
   const plan = makePlan(metadata, before, config, state);
   for (const notice of plan.notices) log.warn(notice);
   const script = renderScript(plan.changes);
+  if (plan.changes.some((change) => change.kind === 'address-add')) {
+    writeState(stateDir, { ...state, owned: withPlannedAdditions(state.owned, plan) });
+  }
   const failures = await applyChanges(plan.changes);
+  if (failures.length === plan.changes.length && failures.length > 0 && failures.every((f) => /Operation not permitted/.test(f.error))) {
+    throw new IpError(
+      `ip was not permitted to change the network: cloud-network needs CAP_NET_ADMIN (run it as root, or with AmbientCapabilities=CAP_NET_ADMIN); nothing was changed`,
+    );
+  }
   const failedLines = new Set(failures.map((failure) => failure.line));
   for (const change of plan.changes) {
     const line = renderChange(change);

@@ -1,12 +1,13 @@
 // `cloud-network`: the daemon, and its one-shot and dry-run modes (SPEC §2).
-import { defineCommand, runMain } from 'citty';
+import { stripVTControlCharacters } from 'node:util';
+import { defineCommand, renderUsage, runMain, type ArgsDef, type CommandDef } from 'citty';
 import type { LoadedConfig } from '../config.js';
-import { EXIT, ExitError, fixtureSource, liveSource, loadConfigOrExit } from '../context.js';
+import { chooseProvider, EXIT, ExitError, fixtureSource, liveSource, loadConfigOrExit } from '../context.js';
 import { ImdsError } from '../imds/http.js';
 import { IpError } from '../ip.js';
 import { acquireLock, LockedError } from '../lock.js';
 import { createLogger, type Logger } from '../log.js';
-import { plan } from '../plan.js';
+import { plan, type Plan } from '../plan.js';
 import { runUnprivileged, shouldDropPrivileges } from '../privilege.js';
 import { planLive, reconcile, recordDocuments, recordFailure } from '../reconcile.js';
 import { renderScript } from '../render.js';
@@ -32,26 +33,26 @@ function reportProblems(loaded: LoadedConfig, log: Logger): void {
 }
 
 async function dryRun(options: Options, loaded: LoadedConfig, log: Logger): Promise<number> {
+  let result: Plan;
   if (options.fixture) {
     const fixture = fixtureSource(options.fixture);
+    // The fixture's own config applies unless one is named explicitly.
     const explicitConfig = options.config ?? process.env.CLOUD_NETWORK_CONFIG;
     const config = (explicitConfig ? loaded : (fixture.config ?? loaded)).config;
-    const metadata = await fixture.client.fetchMetadata({ documents: false });
-    const result = plan(metadata, fixture.kernel, config, fixture.state);
-    for (const notice of result.notices) log.warn(notice);
-    process.stdout.write(renderScript(result.changes));
-    return EXIT.ok;
+    result = plan(await fixture.client.fetchMetadata({ documents: false }), fixture.kernel, config, fixture.state);
+  } else {
+    const source = liveSource(options.provider, process.env);
+    try {
+      result = await planLive(await source.client.fetchMetadata({ documents: false }), loaded.config, stateDirFrom(process.env));
+    } finally {
+      source.transport.close();
+    }
   }
-  const source = liveSource(options.provider, process.env);
-  try {
-    const metadata = await source.client.fetchMetadata({ documents: false });
-    const result = await planLive(metadata, loaded.config, stateDirFrom(process.env));
-    for (const notice of result.notices) log.warn(notice);
-    process.stdout.write(renderScript(result.changes));
-    return EXIT.ok;
-  } finally {
-    source.transport.close();
-  }
+  for (const notice of result.notices) log.warn(notice);
+  // stdout is the script alone, ready for `ip -batch -`; the verdict goes to stderr.
+  process.stdout.write(renderScript(result.changes));
+  if (result.changes.length === 0) log.info('nothing to change');
+  return EXIT.ok;
 }
 
 async function once(options: Options, loaded: LoadedConfig, log: Logger): Promise<number> {
@@ -84,17 +85,19 @@ async function once(options: Options, loaded: LoadedConfig, log: Logger): Promis
 async function main(options: Options): Promise<number> {
   const log = createLogger();
   try {
-    if (options.fixture && !options.dryRun) throw new ExitError('--fixture works only with --dry-run', EXIT.usage);
     const loaded = loadConfigOrExit(options.config, process.env);
     const configured = createLogger(loaded.config.logLevel, loaded.config.logFormat);
     if (options.checkConfig) {
-      reportProblems(loaded, configured);
+      // Plain text whatever the file says about LogFormat: this output is for a person.
+      reportProblems(loaded, log);
       const errors = loaded.problems.filter((problem) => problem.severity === 'error').length;
-      if (errors === 0) process.stdout.write(`${loaded.path ?? 'no config file; defaults'}: OK\n`);
+      const file = loaded.path ?? 'no config file, defaults';
+      process.stdout.write(errors === 0 ? `${file}: OK\n` : `${file}: ${errors} invalid value(s)\n`);
       return errors === 0 ? EXIT.ok : EXIT.usage;
     }
     reportProblems(loaded, configured);
     if (options.dryRun) return await dryRun(options, loaded, configured);
+    chooseProvider(options.provider, process.env); // usage errors before anything else happens
     if (shouldDropPrivileges()) {
       prepareStateDir(stateDirFrom(process.env));
       const exitCode = await runUnprivileged(stateDirFrom(process.env), configured);
@@ -112,24 +115,65 @@ async function main(options: Options): Promise<number> {
       log.error(error.message);
       return EXIT.runtime;
     }
-    log.error(`unexpected failure: ${(error as Error).stack ?? String(error)}`);
+    log.error(`unexpected failure: ${(error as Error).message ?? String(error)}`);
+    log.debug((error as Error).stack ?? '');
     return EXIT.runtime;
   }
 }
 
-const KNOWN = new Set(['_', ...Object.keys(args), 'dryRun', 'checkConfig']);
+/** Checks what citty cannot: values present, no unknown or conflicting flags. Returns a usage error or the options. */
+export function checkArguments(parsed: Record<string, unknown> & { _: string[] }): Options | string {
+  const known = new Set(['_', ...Object.keys(args), 'dryRun', 'checkConfig']);
+  const unknown = Object.keys(parsed).filter((key) => !known.has(key));
+  if (unknown.length > 0 || parsed._.length > 0) {
+    return `unknown argument ${[...unknown.map((key) => (key.length === 1 ? `-${key}` : `--${key}`)), ...parsed._].join(' ')}`;
+  }
+  for (const name of ['fixture', 'config', 'provider'] as const) {
+    const value = parsed[name];
+    if (value !== undefined && (typeof value !== 'string' || value === '' || value.startsWith('-'))) return `--${name} needs a value`;
+  }
+  const options = parsed as Options;
+  if (options.fixture && !options.dryRun) return '--fixture works only with --dry-run';
+  if (options.fixture && options.provider) return '--provider does not apply to --fixture: the fixture names its provider';
+  const modes = [options.once && '--once', options.dryRun && '--dry-run', options.checkConfig && '--check-config'].filter(Boolean);
+  if (modes.length > 1) return `${modes.join(' and ')} cannot be combined`;
+  return options;
+}
+
+const HELP_FOOTER = `Without --once, --dry-run or --check-config it runs as a daemon until stopped.
+
+ENVIRONMENT
+  CLOUD_NETWORK_CONFIG     config file (as --config)
+  CLOUD_NETWORK_PROVIDER   ec2, azure or gcp (as --provider)
+  CLOUD_NETWORK_ENDPOINT   metadata base URL (default http://169.254.169.254, GCP http://metadata.google.internal)
+  CLOUD_NETWORK_STATE_DIR  state directory (default /run/cloud-network)
+  CLOUD_NETWORK_DMI_DIR    DMI directory for cloud detection (default /sys/class/dmi/id)
+  CLOUD_NETWORK_LOG_LEVEL, CLOUD_NETWORK_LOG_FORMAT   override the config file
+
+EXIT STATUS
+  0 success; 1 runtime failure (metadata, ip, another instance); 2 usage or config error; 3 no supported cloud
+
+See cloud-network(8) and cnctl(1).
+`;
+
+/** citty's usage without colours or padding when it is not going to a terminal, plus environment and exit codes. */
+async function showUsage<T extends ArgsDef = ArgsDef>(cmd: CommandDef<T>, parent?: CommandDef<T>): Promise<void> {
+  const usage = `${await renderUsage(cmd, parent)}\n\n${HELP_FOOTER}`;
+  const plain = process.stdout.isTTY ? usage : stripVTControlCharacters(usage);
+  process.stdout.write(`${plain.replace(/[ \t]+$/gm, '').replace(/\n{3,}/g, '\n\n').trimEnd()}\n`);
+}
 
 const command = defineCommand({
   meta: { name: 'cloud-network', version: VERSION, description: 'Configures cloud-assigned addresses and policy routing from instance metadata' },
   args,
   async run({ args: parsed }) {
-    const unknown = Object.keys(parsed).filter((key) => !KNOWN.has(key));
-    if (unknown.length > 0 || parsed._.length > 0) {
-      process.stderr.write(`error: unknown argument ${[...unknown.map((key) => `--${key}`), ...parsed._].join(' ')}; see cloud-network --help\n`);
+    const checked = checkArguments(parsed);
+    if (typeof checked === 'string') {
+      process.stderr.write(`error: ${checked}; see cloud-network --help\n`);
       process.exit(EXIT.usage);
     }
-    process.exit(await main(parsed as Options));
+    process.exit(await main(checked));
   },
 });
 
-void runMain(command);
+void runMain(command, { showUsage });

@@ -34,7 +34,10 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** What one MAC's keys said, before validation. */
 interface RawNic {
+  /** Normalized, for matching links. */
   mac: string;
+  /** As the listing spells it: the service's per-MAC paths use this spelling. */
+  listed: string;
   values: Record<string, string>;
   error?: string;
 }
@@ -93,23 +96,24 @@ export class Ec2Client implements MetadataClient {
     return body;
   }
 
-  private async readNic(mac: string, keys: string[]): Promise<RawNic> {
+  private async readNic(mac: string, listed: string, keys: string[]): Promise<RawNic> {
     const values: Record<string, string> = {};
+    const base = `${MD}/network/interfaces/macs/${listed}`;
     try {
       await Promise.all(
         keys.map(async (key) => {
-          const body = await this.get(`${MD}/network/interfaces/macs/${mac}/${key}`);
+          const body = await this.get(`${base}/${key}`);
           if (body !== undefined) values[key] = body;
         }),
       );
       // Newer documentation spells the card key network-card-index; ask only when needed.
       if (keys.includes('network-card') && values['network-card'] === undefined) {
-        const index = await this.get(`${MD}/network/interfaces/macs/${mac}/network-card-index`);
+        const index = await this.get(`${base}/network-card-index`);
         if (index !== undefined) values['network-card'] = index;
       }
-      return { mac, values };
+      return { mac, listed, values };
     } catch (error) {
-      return { mac, values, error: (error as Error).message };
+      return { mac, listed, values, error: (error as Error).message };
     }
   }
 
@@ -118,15 +122,16 @@ export class Ec2Client implements MetadataClient {
     if (!topMac) throw new ImdsError(`metadata key ${MD}/mac is not a MAC address`);
     const listing = lines(await this.require(`${MD}/network/interfaces/macs/`));
     const rejected: RejectedInterface[] = [];
-    const macs: string[] = [];
+    const macs: { mac: string; listed: string }[] = [];
     for (const entry of listing) {
-      const mac = normalizeMac(entry.replace(/\/$/, ''));
-      if (mac) macs.push(mac);
+      const listed = entry.replace(/\/$/, '');
+      const mac = normalizeMac(listed);
+      if (mac) macs.push({ mac, listed });
       else rejected.push({ reason: `MAC listing entry ${JSON.stringify(entry.slice(0, 40))} is not a MAC address` });
     }
     if (macs.length === 0) throw new ImdsError('EC2 metadata lists no network interface');
-    const nics = await mapBounded(macs, PARALLEL_REQUESTS, (mac) =>
-      this.readNic(mac, ['device-number', 'network-card', 'local-ipv4s', 'subnet-ipv4-cidr-block']),
+    const nics = await mapBounded(macs, PARALLEL_REQUESTS, ({ mac, listed }) =>
+      this.readNic(mac, listed, ['device-number', 'network-card', 'local-ipv4s', 'subnet-ipv4-cidr-block']),
     );
     return { topMac, nics, rejected };
   }
@@ -157,7 +162,7 @@ export class Ec2Client implements MetadataClient {
       }),
     );
     system['public-keys'] = await this.readPublicKeys();
-    const display = await mapBounded(nics, PARALLEL_REQUESTS, (nic) => this.readNic(nic.mac, DISPLAY_KEYS));
+    const display = await mapBounded(nics, PARALLEL_REQUESTS, (nic) => this.readNic(nic.mac, nic.listed, DISPLAY_KEYS));
     const network: Record<string, Record<string, unknown>> = {};
     nics.forEach((nic, index) => {
       const values = { ...nic.values, ...display[index]!.values };

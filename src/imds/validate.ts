@@ -8,7 +8,7 @@ export function rejectDuplicateMacs(interfaces: InterfaceMetadata[], rejected: R
   const count = new Map<string, number>();
   for (const nic of interfaces) count.set(nic.mac, (count.get(nic.mac) ?? 0) + 1);
   for (const [mac, times] of count) {
-    if (times > 1) rejected.push({ mac, reason: `MAC listed ${times} times in the metadata` });
+    if (times > 1) rejected.push({ mac, ambiguous: true, reason: `MAC listed ${times} times in the metadata` });
   }
   return interfaces.filter((nic) => count.get(nic.mac) === 1);
 }

@@ -56,6 +56,7 @@ RouteTableBase = 2000
     ['[Network]\nPolicyRouting = "maybe"', 'Network.PolicyRouting'],
     ['[Network]\nRouteTableBase = 254', 'Network.RouteTableBase'],
     ['[Network]\nSupplementary = 3', 'Network.Supplementary'],
+    ['[Network]\nUnmanaged = "eth["', 'Network.Unmanaged'],
   ])('names the key and value of %j and keeps the default', (text, key) => {
     const { config, problems } = fromToml(text);
     expect(problems).toHaveLength(1);
@@ -63,6 +64,23 @@ RouteTableBase = 2000
     expect(problems[0]!.message).toContain(key);
     expect(problems[0]!.message).toMatch(/got /);
     expect(config).toEqual(DEFAULT_CONFIG);
+  });
+
+  it('takes commas between interface names too', () => {
+    expect(fromToml('[Network]\nUnmanaged = "eth1, eth2"\n').config.unmanaged).toEqual(['eth1', 'eth2']);
+  });
+
+  it.each(['not-an-ip', 'example.com', ''])('refuses Address = %j: the API must bind to an address', (address) => {
+    const { config, problems } = fromToml(`[Network]\nAddress = ${JSON.stringify(address)}\n`);
+    expect(problems[0]!.message).toMatch(/Network.Address must be an IP address or localhost/);
+    expect(config.listenHost).toBe('127.0.0.1');
+  });
+
+  it('suggests the right case for a section or key', () => {
+    expect(fromToml('[network]\nPort = 1\n[System]\nloglevel = "info"\n').problems.map((p) => p.message)).toEqual([
+      'unknown section [network] ignored; did you mean [Network]?',
+      'unknown key System.loglevel ignored; did you mean System.LogLevel?',
+    ]);
   });
 
   it('warns about unknown sections and keys', () => {
