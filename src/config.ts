@@ -54,6 +54,8 @@ type Section = Record<string, unknown>;
 type KeyParser = (value: unknown, config: Config) => string | undefined;
 
 const MIN_REFRESH_SECONDS = 5;
+/** A day: longer would also overflow Node's 32-bit timers (24.8 days), which then fire at once. */
+const MAX_REFRESH_SECONDS = 86_400;
 // Keeps every rule priority (base + 10000 + n) below the main table's 32766.
 const TABLE_BASE_RANGE = [256, 20000] as const;
 
@@ -107,6 +109,7 @@ const SYSTEM_KEYS: Record<string, KeyParser> = {
     const seconds = typeof value === 'string' ? parseDuration(value) : undefined;
     if (seconds === undefined) return `must be a duration such as 300s, 5m or 1h30m, got ${show(value)}`;
     if (seconds < MIN_REFRESH_SECONDS) return `must be at least ${MIN_REFRESH_SECONDS}s, got ${show(value)}`;
+    if (seconds > MAX_REFRESH_SECONDS) return `must be at most 24h, got ${show(value)}`;
     config.refreshSeconds = seconds;
   },
 };

@@ -56,6 +56,10 @@ export async function runDaemon(options: DaemonOptions, loaded: LoadedConfig, lo
   let retryTimer: NodeJS.Timeout | undefined;
   /** MACs seen on new links that the metadata did not list yet, with the time they appeared. */
   const hotplug = new Map<string, number>();
+  const givenUp = new Set<string>();
+  let hotplugAttempt = 0;
+  /** Link names the last reconcile saw, to tell a new link from a change of a known one. */
+  let knownLinks = new Set<string>();
 
   const knownMacs = () => new Set([...(lastGood?.interfaces ?? []).map((nic) => nic.mac)]);
 
@@ -98,6 +102,7 @@ export async function runDaemon(options: DaemonOptions, loaded: LoadedConfig, lo
         log.info(`${source.provider}: ${result.plan.managed.length} interface(s) managed, ${result.plan.changes.length - result.failures.length} change(s) applied`);
       }
       lastPlan = result.plan;
+      knownLinks = new Set(result.kernel.links.map((link) => link.name));
       if (work.metadata && failureStreak === 0) recordDocuments(lastGood, result.plan, stateDir);
     } catch (error) {
       log.error(`reconcile failed: ${(error as Error).message}`);
@@ -106,7 +111,11 @@ export async function runDaemon(options: DaemonOptions, loaded: LoadedConfig, lo
     checkHotplug();
   }
 
-  /** Re-reads the metadata while a new link's MAC is not listed yet, for up to a minute. */
+  /**
+   * Re-reads the network metadata while a new link's MAC is not listed (or not readable) yet,
+   * backing off 1, 2, 4 ... s for up to a minute. A MAC given up on is not chased again: a
+   * container's veth or a bridge is never going to be in the metadata.
+   */
   function checkHotplug(): void {
     const listed = knownMacs();
     for (const [mac, since] of hotplug) {
@@ -114,15 +123,17 @@ export async function runDaemon(options: DaemonOptions, loaded: LoadedConfig, lo
         log.info(`new interface ${mac} is in the metadata now`);
         hotplug.delete(mac);
       } else if (Date.now() - since > HOTPLUG_DEADLINE_MS) {
-        log.warn(`new interface ${mac} is still not in the metadata after ${HOTPLUG_DEADLINE_MS / 1000} s; waiting for the next refresh`);
+        log.info(`new interface ${mac} is not in the metadata after ${HOTPLUG_DEADLINE_MS / 1000} s; the regular refresh will pick it up if it ever is`);
         hotplug.delete(mac);
+        givenUp.add(mac);
       }
     }
     if (hotplug.size > 0) {
-      const oldest = Math.min(...hotplug.values());
-      const delay = Math.max(HOTPLUG_RETRY_MIN_MS, Math.min((Date.now() - oldest) / 2, 15_000));
+      hotplugAttempt++;
       clearTimeout(retryTimer);
-      retryTimer = setTimeout(() => request({ metadata: true, documents: true }, 0), delay);
+      retryTimer = setTimeout(() => request({ metadata: true }, 0), HOTPLUG_RETRY_MIN_MS * 2 ** (hotplugAttempt - 1));
+    } else {
+      hotplugAttempt = 0;
     }
   }
 
@@ -156,12 +167,11 @@ export async function runDaemon(options: DaemonOptions, loaded: LoadedConfig, lo
     if (!lastGood) return;
     const managedNames = new Set((lastPlan?.managed ?? []).map((nic) => nic.link.name));
     if (event.kind === 'link') {
-      if (event.mac && !event.deleted && !event.hasMaster && !knownMacs().has(event.mac) && !lastGood.rejected.some((r) => r.mac === event.mac)) {
-        if (!hotplug.has(event.mac)) {
-          log.info(`new interface ${event.name} (${event.mac}): reading the metadata`);
-          hotplug.set(event.mac, Date.now());
-        }
-        return request({ metadata: true, documents: true }, DEBOUNCE_MS);
+      const appeared = !event.deleted && !event.hasMaster && !knownLinks.has(event.name);
+      if (appeared && event.mac && !knownMacs().has(event.mac) && !givenUp.has(event.mac) && !hotplug.has(event.mac)) {
+        log.info(`new interface ${event.name} (${event.mac}): reading the metadata`);
+        hotplug.set(event.mac, Date.now());
+        return request({ metadata: true }, DEBOUNCE_MS);
       }
       if (!managedNames.has(event.name) && !(event.mac && knownMacs().has(event.mac))) return;
     } else if (event.kind === 'address') {
@@ -172,7 +182,11 @@ export async function runDaemon(options: DaemonOptions, loaded: LoadedConfig, lo
     request({ kernel: true }, DEBOUNCE_MS);
   }
 
-  const monitor = new KernelMonitor(onKernelEvent, (message) => log.warn(message));
+  const monitor = new KernelMonitor(onKernelEvent, (message) => {
+    log.warn(message);
+    // Events may have been missed while the monitor was down: check the kernel once.
+    request({ kernel: true }, DEBOUNCE_MS);
+  });
 
   function scheduleRefresh(): void {
     clearTimeout(refreshTimer);

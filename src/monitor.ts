@@ -48,7 +48,7 @@ export class KernelMonitor {
   ) {}
 
   start(): void {
-    const child = execa('ip', ['-o', 'monitor', 'label', 'link', 'address', 'rule', 'route'], { stdin: 'ignore', buffer: false, reject: false });
+    const child = execa('ip', ['-o', 'monitor', 'label', 'link', 'address', 'rule', 'route'], { stdin: 'ignore', stderr: 'ignore', buffer: false, reject: false });
     this.child = child;
     const startedAt = Date.now();
     createInterface({ input: child.stdout! }).on('line', (line) => {

@@ -19,6 +19,16 @@ export function cidrText(cidr: Cidr): string {
   return `${cidr.network}/${cidr.prefixLength}`;
 }
 
+/**
+ * Bounds for a cloud subnet's prefix. A /1 "subnet" would put a route to half the internet on
+ * the link; above /30 there is no room for the cloud's router and the VM.
+ */
+export const SUBNET_PREFIX_RANGE = [8, 30] as const;
+
+export function isPlausibleSubnet(cidr: Cidr): boolean {
+  return cidr.prefixLength >= SUBNET_PREFIX_RANGE[0] && cidr.prefixLength <= SUBNET_PREFIX_RANGE[1];
+}
+
 /** Parses "a.b.c.d/n" into its network (host bits cleared); undefined when invalid. */
 export function parseIPv4Cidr(text: string): Cidr | undefined {
   const [address, prefix, ...rest] = text.trim().split('/');

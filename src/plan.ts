@@ -82,9 +82,10 @@ const ORDER: Change['kind'][] = [
   'address-del',
 ];
 
-const routeKey = (route: { table: number; type: number; dst: string }) => `${route.table} ${route.type} ${route.dst}`;
+/** The kernel's identity of a route (table, destination; metric 0): `route replace` overwrites whatever holds it, whatever its type. */
+const routeKey = (route: { table: number; dst: string }) => `${route.table} ${route.dst}`;
 const routeText = (route: Route | KernelRoute) =>
-  [routeKey(route), route.dev, route.gateway, route.prefsrc, route.scope, route.onlink].join(' ');
+  [routeKey(route), route.type, route.dev, route.gateway, route.prefsrc, route.scope, route.onlink].join(' ');
 const ruleText = (rule: Rule) =>
   [rule.priority, rule.src ?? 'all', rule.table, rule.suppressPrefixLength ?? '-'].join(' ');
 
@@ -219,13 +220,21 @@ export function plan(metadata: InstanceMetadata, kernel: KernelState, config: Co
   const heldBack = kernel.links.filter(
     (link) => link.mac && uncertainMacs.has(link.mac) && link.master === undefined && !frozenMacs.has(link.mac),
   ).length;
-  const managed: ManagedInterface[] = matched.managed
-    .sort((a, b) => a.metadata.key - b.metadata.key)
-    .map((nic) => ({ ...nic, policyRouted: isPolicyRouted(nic.link.name, matched.managed.length + heldBack, config) }));
   for (const mac of uncertainMacs) frozenMacs.add(mac);
   const uncertainSubnets = [...uncertainMacs].flatMap((mac) => state.owned[mac]?.subnet ?? []);
   const frozenTables = new Set([...frozenMacs].flatMap((mac) => state.owned[mac]?.table ?? []));
   const frozenDevs = new Set(kernel.links.filter((link) => link.mac && frozenMacs.has(link.mac)).map((link) => link.name));
+  // A table that belongs to a held-back interface is never written for another one: its rules
+  // carry that interface's (DHCP) addresses, and rerouting them could cut the way in.
+  const usable = matched.managed.filter((nic) => {
+    if (!frozenTables.has(nic.table)) return true;
+    notices.push(`${nic.link.name} (${nic.metadata.mac}) would use table ${nic.table}, which belongs to an interface whose metadata is unreadable; held back`);
+    frozenMacs.add(nic.metadata.mac);
+    return false;
+  });
+  const managed: ManagedInterface[] = usable
+    .sort((a, b) => a.metadata.key - b.metadata.key)
+    .map((nic) => ({ ...nic, policyRouted: isPolicyRouted(nic.link.name, matched.managed.length + heldBack, config) }));
 
   const changes: Change[] = [];
 

@@ -1,7 +1,7 @@
 // Privilege model (SPEC §8). Started as root by hand, the daemon prepares its state
 // directory and runs itself again through setpriv as user cloud-network, holding only
 // CAP_NET_ADMIN (inheritable and ambient, so every `ip` child gets it too).
-import { chownSync, readdirSync, readFileSync } from 'node:fs';
+import { lchownSync, lstatSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import type { Logger } from './log.js';
@@ -29,12 +29,16 @@ export function shouldDropPrivileges(): boolean {
   return process.getuid?.() === 0 && !process.env[DROPPED_MARK];
 }
 
-/** Hands the state directory and what an earlier root run left in it to the service user. */
+/**
+ * Hands the state directory and what an earlier root run left in it to the service user.
+ * lchown and no descent into symlinks: a link planted in the directory must not make root
+ * give away the file it points to.
+ */
 function chownTree(path: string, user: ServiceUser): void {
-  chownSync(path, user.uid, user.gid);
+  lchownSync(path, user.uid, user.gid);
   for (const entry of readdirSync(path, { withFileTypes: true })) {
     if (entry.isDirectory()) chownTree(join(path, entry.name), user);
-    else chownSync(join(path, entry.name), user.uid, user.gid);
+    else if (entry.isFile()) lchownSync(join(path, entry.name), user.uid, user.gid);
   }
 }
 
@@ -48,6 +52,7 @@ export async function runUnprivileged(stateDir: string, log: Logger): Promise<nu
     log.warn(`user ${SERVICE_USER} does not exist; running as root (create it with systemd-sysusers or useradd --system ${SERVICE_USER})`);
     return undefined;
   }
+  if (!lstatSync(stateDir).isDirectory()) throw new Error(`state directory ${stateDir} is not a directory (a symbolic link?); refusing to hand it over`);
   chownTree(stateDir, user);
   const child = execa(
     'setpriv',

@@ -7,21 +7,23 @@ import { CLOUD_NETWORK_PROTO, readKernelState, type KernelState } from './kernel
 import type { Logger } from './log.js';
 import type { InstanceMetadata } from './model.js';
 import { cidrText } from './net.js';
-import { plan as makePlan, type Plan } from './plan.js';
+import { plan as makePlan, type Change, type Plan } from './plan.js';
 import { renderChange, renderScript } from './render.js';
 import { readState, writeDocuments, writeState, type AppliedCounts, type StateFile } from './state.js';
 
 export interface ReconcileResult {
   plan: Plan;
+  /** The kernel after the apply. */
+  kernel: KernelState;
   script: string;
   failures: LineFailure[];
   applied: AppliedCounts;
 }
 
-/** Owned addresses once the plan's additions are made. Written before the apply, so that a crash in the middle loses no ownership. */
-function withPlannedAdditions(owned: StateFile['owned'], plan: Plan): StateFile['owned'] {
+/** Owned addresses once `changes` are made. Written before the apply, so that a crash in the middle loses no ownership. */
+function withAdditions(owned: StateFile['owned'], changes: Change[]): StateFile['owned'] {
   const result = structuredClone(owned);
-  for (const change of plan.changes) {
+  for (const change of changes) {
     if (change.kind !== 'address-add') continue;
     const entry = (result[change.mac] ??= { addresses: [] });
     if (!entry.addresses.includes(change.address.cidr)) entry.addresses.push(change.address.cidr);
@@ -29,9 +31,13 @@ function withPlannedAdditions(owned: StateFile['owned'], plan: Plan): StateFile[
   return result;
 }
 
-/** Ownership after an apply: what we owned or just added, limited to what the kernel really has. */
-export function recordOwnership(previous: StateFile, plan: Plan, kernel: KernelState): StateFile['owned'] {
-  const claimed = withPlannedAdditions(previous.owned, plan);
+/**
+ * Ownership after an apply: what we owned or just added, limited to what the kernel really has.
+ * An addition that failed is not ours even if the address is there: another tool won the race.
+ */
+export function recordOwnership(previous: StateFile, plan: Plan, kernel: KernelState, failures: LineFailure[] = []): StateFile['owned'] {
+  const failed = new Set(failures.map((failure) => failure.line));
+  const claimed = withAdditions(previous.owned, plan.changes.filter((change) => !failed.has(renderChange(change))));
   const owned: StateFile['owned'] = {};
   const macs = new Set([...Object.keys(claimed), ...plan.managed.map((nic) => nic.metadata.mac)]);
   for (const mac of macs) {
@@ -83,7 +89,7 @@ export async function reconcile(
   for (const notice of plan.notices) log.warn(notice);
   const script = renderScript(plan.changes);
   if (plan.changes.some((change) => change.kind === 'address-add')) {
-    writeState(stateDir, { ...state, owned: withPlannedAdditions(state.owned, plan) });
+    writeState(stateDir, { ...state, owned: withAdditions(state.owned, plan.changes) });
   }
   const failures = await applyChanges(plan.changes);
   if (failures.length === plan.changes.length && failures.length > 0 && failures.every((f) => /Operation not permitted/.test(f.error))) {
@@ -99,7 +105,7 @@ export async function reconcile(
   for (const failure of failures) log.error(`ip could not apply "${failure.line}": ${failure.error}`);
   // Re-read only when something was written: an unchanged system costs one ip process.
   const after = plan.changes.length > 0 ? await readKernelState() : before;
-  const owned = recordOwnership(state, plan, after);
+  const owned = recordOwnership(state, plan, after, failures);
   const applied = countApplied(owned, after);
   writeState(stateDir, {
     version: 1,
@@ -112,7 +118,7 @@ export async function reconcile(
         : {}),
     applied,
   });
-  return { plan, script, failures, applied };
+  return { plan, kernel: after, script, failures, applied };
 }
 
 /** Writes the provider documents of SPEC §6 for the interfaces present on this machine. */

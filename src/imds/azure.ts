@@ -1,6 +1,6 @@
 // Azure Instance Metadata Service: one GET of the whole instance document.
 import type { InstanceMetadata, InterfaceMetadata, RejectedInterface } from '../model.js';
-import { cidrContains, firstHost, normalizeMac, parseIPv4, parseIPv4Cidr } from '../net.js';
+import { cidrContains, firstHost, isPlausibleSubnet, normalizeMac, parseIPv4, parseIPv4Cidr } from '../net.js';
 import { ImdsError, requestWithRetry, type RetryPolicy, type Transport } from './http.js';
 import type { MetadataClient } from './provider.js';
 import { parseJsonDocument, rejectDuplicateMacs } from './validate.js';
@@ -54,7 +54,7 @@ function parseInterface(entry: Json, key: number): InterfaceMetadata | RejectedI
   const ipv4 = asObject(entry.ipv4) ?? {};
   const subnetEntry = asObject(asArray(ipv4.subnet)[0]) ?? {};
   const subnet = parseIPv4Cidr(`${String(subnetEntry.address ?? '')}/${String(subnetEntry.prefix ?? '')}`);
-  if (!subnet) return reject(`ipv4.subnet[0] ${JSON.stringify(subnetEntry)} is not an IPv4 subnet`);
+  if (!subnet || !isPlausibleSubnet(subnet)) return reject(`ipv4.subnet[0] ${JSON.stringify(subnetEntry)} is not an IPv4 subnet of /8 to /30`);
   const addresses: string[] = [];
   for (const item of asArray(ipv4.ipAddress)) {
     const text = String(asObject(item)?.privateIpAddress ?? '');

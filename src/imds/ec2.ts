@@ -1,7 +1,7 @@
 // EC2 instance metadata (IMDSv2). Reads the MAC listing and, per MAC, only the keys the
 // plan needs, in parallel; display-only keys and documents are fetched only when asked.
 import type { InstanceMetadata, InterfaceMetadata, ProviderDocuments, RejectedInterface } from '../model.js';
-import { cidrContains, firstHost, normalizeMac, parseIPv4, parseIPv4Cidr } from '../net.js';
+import { cidrContains, firstHost, isPlausibleSubnet, normalizeMac, parseIPv4, parseIPv4Cidr } from '../net.js';
 import { ImdsError, mapBounded, requestWithRetry, type RetryPolicy, type Transport } from './http.js';
 import type { MetadataClient } from './provider.js';
 import { rejectDuplicateMacs } from './validate.js';
@@ -130,6 +130,10 @@ export class Ec2Client implements MetadataClient {
       else rejected.push({ reason: `MAC listing entry ${JSON.stringify(entry.slice(0, 40))} is not a MAC address` });
     }
     if (macs.length === 0) throw new ImdsError('EC2 metadata lists no network interface');
+    // The primary ENI cannot be detached: a listing without it is a half-read, not a change.
+    if (!macs.some(({ mac }) => mac === topMac)) {
+      throw new ImdsError(`EC2 metadata MAC listing lacks the primary interface ${topMac}; not trusting it`);
+    }
     const nics = await mapBounded(macs, PARALLEL_REQUESTS, ({ mac, listed }) =>
       this.readNic(mac, listed, ['device-number', 'network-card', 'local-ipv4s', 'subnet-ipv4-cidr-block']),
     );
@@ -153,11 +157,21 @@ export class Ec2Client implements MetadataClient {
     return { provider: 'ec2', interfaces: parsed.interfaces, rejected, documents };
   }
 
+  /** A display-only key: a failure leaves it out rather than failing the network refresh. */
+  private async getForDisplay(path: string): Promise<string | undefined> {
+    try {
+      return await this.get(path);
+    } catch (error) {
+      if (error instanceof ImdsError) return undefined;
+      throw error;
+    }
+  }
+
   private async readDocuments(nics: RawNic[]): Promise<ProviderDocuments> {
     const system: Record<string, unknown> = {};
     await Promise.all(
       SYSTEM_KEYS.map(async (key) => {
-        const value = await this.get(`${MD}/${key}`);
+        const value = await this.getForDisplay(`${MD}/${key}`);
         if (value !== undefined) system[key] = value;
       }),
     );
@@ -175,7 +189,7 @@ export class Ec2Client implements MetadataClient {
     const identity: Record<string, string> = {};
     await Promise.all(
       IDENTITY_NAMES.map(async (name) => {
-        const value = await this.get(`/latest/dynamic/instance-identity/${name}`);
+        const value = await this.getForDisplay(`/latest/dynamic/instance-identity/${name}`);
         if (value !== undefined) identity[name] = value;
       }),
     );
@@ -184,19 +198,19 @@ export class Ec2Client implements MetadataClient {
 
   private async readPublicKeys(): Promise<Record<string, string>> {
     const keys: Record<string, string> = {};
-    for (const entry of lines((await this.get(`${MD}/public-keys/`)) ?? '')) {
+    for (const entry of lines((await this.getForDisplay(`${MD}/public-keys/`)) ?? '')) {
       const [index, name] = entry.split('=');
       if (!/^\d+$/.test(index ?? '') || !name) continue;
-      const key = await this.get(`${MD}/public-keys/${index}/openssh-key`);
+      const key = await this.getForDisplay(`${MD}/public-keys/${index}/openssh-key`);
       if (key !== undefined) keys[name] = key.trim();
     }
     return keys;
   }
 
   private async readCredentials(): Promise<unknown> {
-    const role = lines((await this.get(`${MD}/iam/security-credentials/`)) ?? '')[0];
+    const role = lines((await this.getForDisplay(`${MD}/iam/security-credentials/`)) ?? '')[0];
     if (!role) return undefined;
-    const body = await this.get(`${MD}/iam/security-credentials/${role}`);
+    const body = await this.getForDisplay(`${MD}/iam/security-credentials/${role}`);
     try {
       return body === undefined ? undefined : { role, ...(JSON.parse(body) as object) };
     } catch {
@@ -205,7 +219,11 @@ export class Ec2Client implements MetadataClient {
   }
 }
 
-/** Validates each MAC's keys. Two NICs with one key would share a table: both wait for a re-read. */
+/**
+ * Validates each MAC's keys. Two NICs with one key would share a table, and only the top-level
+ * MAC is really key 0 (a hot-plugged ENI reads device-number 0 until it has propagated): such
+ * NICs are held back, and `conflicts` asks the caller to read again.
+ */
 export function parseNics(nics: RawNic[], topMac: string) {
   let interfaces: InterfaceMetadata[] = [];
   const rejected: RejectedInterface[] = [];
@@ -215,18 +233,23 @@ export function parseNics(nics: RawNic[], topMac: string) {
     else interfaces.push(result);
   }
   interfaces = rejectDuplicateMacs(interfaces, rejected);
+  const holdBack = (nic: InterfaceMetadata, reason: string) => {
+    interfaces.splice(interfaces.indexOf(nic), 1);
+    rejected.push({ mac: nic.mac, reason });
+  };
   let conflicts = false;
+  for (const nic of interfaces.filter((candidate) => candidate.key === 0 && candidate.mac !== topMac)) {
+    conflicts = true;
+    holdBack(nic, `reports NIC key 0 (network-card 0, device-number 0), which belongs to the primary interface ${topMac}`);
+  }
   const byKey = new Map<number, InterfaceMetadata[]>();
   for (const nic of interfaces) byKey.set(nic.key, [...(byKey.get(nic.key) ?? []), nic]);
   for (const [key, sharing] of byKey) {
     if (sharing.length < 2) continue;
     conflicts = true;
-    // Only the top-level MAC is really device 0; any other NIC claiming its key is still propagating.
-    const keeper = key === 0 ? sharing.find((nic) => nic.mac === topMac) : undefined;
     for (const nic of sharing) {
-      if (nic === keeper) continue;
-      interfaces.splice(interfaces.indexOf(nic), 1);
-      rejected.push({ mac: nic.mac, reason: `NIC key ${key} (network-card, device-number) is also reported for ${sharing.filter((other) => other !== nic).map((other) => other.mac).join(', ')}` });
+      const others = sharing.filter((other) => other !== nic).map((other) => other.mac);
+      holdBack(nic, `NIC key ${key} (network-card, device-number) is also reported for ${others.join(', ')}`);
     }
   }
   return { interfaces, rejected, conflicts };
@@ -239,7 +262,7 @@ function parseNic(nic: RawNic): InterfaceMetadata | string {
   if (device === undefined || !/^\d{1,3}$/.test(device)) return `device-number ${JSON.stringify(device ?? null)} is not a small integer`;
   if (!/^\d{1,2}$/.test(card)) return `network-card ${JSON.stringify(card)} is not a small integer`;
   const subnet = parseIPv4Cidr(nic.values['subnet-ipv4-cidr-block'] ?? '');
-  if (!subnet) return `subnet-ipv4-cidr-block ${JSON.stringify(nic.values['subnet-ipv4-cidr-block'] ?? null)} is not an IPv4 CIDR`;
+  if (!subnet || !isPlausibleSubnet(subnet)) return `subnet-ipv4-cidr-block ${JSON.stringify(nic.values['subnet-ipv4-cidr-block'] ?? null)} is not an IPv4 subnet of /8 to /30`;
   const listed = lines(nic.values['local-ipv4s'] ?? '');
   if (listed.length === 0) return 'no private IPv4 address (local-ipv4s)';
   const addresses: string[] = [];

@@ -1,6 +1,6 @@
 // GCE metadata server: one recursive GET of the root document (instance + project).
 import type { InstanceMetadata, InterfaceMetadata, RejectedInterface } from '../model.js';
-import { networkOf, normalizeMac, parseIPv4, parseIPv4Range, prefixFromNetmask } from '../net.js';
+import { isPlausibleSubnet, networkOf, normalizeMac, parseIPv4, parseIPv4Range, prefixFromNetmask } from '../net.js';
 import { ImdsError, requestWithRetry, type HttpResponse, type RetryPolicy, type Transport } from './http.js';
 import type { MetadataClient } from './provider.js';
 import { parseJsonDocument, rejectDuplicateMacs } from './validate.js';
@@ -16,6 +16,7 @@ const asArray = (value: unknown): unknown[] => (Array.isArray(value) ? value : [
 
 /** The server holds a wait_for_change request up to this long, then answers with the current value. */
 const WAIT_SECONDS = 60;
+const MIN_POLL_MS = 1_000;
 
 export class GcpClient implements MetadataClient {
   /** ETag of the last document read, for wait_for_change. */
@@ -29,12 +30,16 @@ export class GcpClient implements MetadataClient {
 
   /** Resolves when the metadata server reports a document different from the last one read. */
   async waitForChange(): Promise<InstanceMetadata> {
-    if (!this.etag) return this.fetchMetadata();
-    const path = `${ROOT}&wait_for_change=true&last_etag=${encodeURIComponent(this.etag)}&timeout_sec=${WAIT_SECONDS}`;
     for (;;) {
-      const before: string | undefined = this.etag;
+      const before = this.etag;
+      if (!before) throw new ImdsError('GCP metadata answers carry no ETag; cannot wait for changes');
+      const path = `${ROOT}&wait_for_change=true&last_etag=${encodeURIComponent(before)}&timeout_sec=${WAIT_SECONDS}`;
+      const started = Date.now();
       const metadata = await this.read(path, (WAIT_SECONDS + 5) * 1000);
       if (this.etag !== before) return metadata;
+      // An unchanged answer that came back at once (a server ignoring wait_for_change) must not spin.
+      const elapsed = Date.now() - started;
+      if (elapsed < MIN_POLL_MS) await new Promise((resolve) => setTimeout(resolve, MIN_POLL_MS - elapsed));
     }
   }
 
@@ -43,12 +48,7 @@ export class GcpClient implements MetadataClient {
     const response = await requestWithRetry(this.transport, request, RETRY);
     const metadata = parseGcpDocument(this.checked(response, path));
     const etag = response.headers.etag;
-    // Without an ETag a wait_for_change loop would spin: stop watching and let the caller back off.
-    if (typeof etag !== 'string' || etag === '') {
-      if (timeoutMs) throw new ImdsError('GCP metadata answer carries no ETag; cannot wait for changes');
-    } else {
-      this.etag = etag;
-    }
+    this.etag = typeof etag === 'string' && etag !== '' ? etag : undefined;
     return metadata;
   }
 
@@ -109,7 +109,9 @@ function parseInterface(entry: Json, key: number): InterfaceMetadata | RejectedI
   const ip = parseIPv4(String(entry.ip ?? ''));
   if (!ip) return reject(`ip ${JSON.stringify(entry.ip ?? null)} is not an IPv4 address`);
   const prefixLength = prefixFromNetmask(String(entry.subnetmask ?? ''));
-  if (prefixLength === undefined) return reject(`subnetmask ${JSON.stringify(entry.subnetmask ?? null)} is not a netmask`);
+  if (prefixLength === undefined || !isPlausibleSubnet({ network: ip, prefixLength })) {
+    return reject(`subnetmask ${JSON.stringify(entry.subnetmask ?? null)} is not a netmask of /8 to /30`);
+  }
   const gateway = parseIPv4(String(entry.gateway ?? ''));
   if (!gateway) return reject(`gateway ${JSON.stringify(entry.gateway ?? null)} is not an IPv4 address`);
   let mtu: number | undefined;

@@ -4,7 +4,7 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
-import { checkForeign } from '../support/assertions.js';
+import { checkConfigured, checkForeign } from '../support/assertions.js';
 import { expectedState } from '../support/expected.js';
 import { editJson, loadFixture, nicsOf, PATHS, withoutAddress, type Fixture } from '../support/fixture.js';
 import { owned } from '../support/kernel.js';
@@ -105,6 +105,26 @@ describe('daemon', () => {
     const others = (lines: string[]) => lines.filter((line) => !line.includes('eth2') && !/ 10002|10\.0\.2\./.test(line));
     expect(others(after.addresses)).toEqual(others(before.addresses));
     expect(others(after.rules)).toEqual(others(before.rules));
+  });
+
+  test('a new link that is not in the metadata costs network reads only', async () => {
+    const w = await world('ec2/three-enis', '[System]\nRefreshTimer = "1h"\n');
+    const daemon = await startedDaemon(w);
+    await w.mock.resetLog();
+    await w.ip(['link', 'add', 'br-test', 'type', 'bridge']);
+    await w.mock.waitForRequest((entry) => entry.path === PATHS.ec2Macs, 5_000);
+    await expect.poll(() => daemon.output()).toMatch(/new interface br-test .*: reading the metadata/);
+    const paths = (await w.mock.log()).map((entry) => entry.path);
+    expect(paths.filter((path) => path.endsWith('/instance-id') || path.includes('/dynamic/'))).toEqual([]);
+  });
+
+  test('brings a managed link that was set down back up without asking the metadata service', async () => {
+    const w = await world('azure/three-nics', '[System]\nRefreshTimer = "1h"\n');
+    await startedDaemon(w);
+    await w.mock.resetLog();
+    await w.ip(['link', 'set', 'eth1', 'down']);
+    await expect.poll(() => checkConfigured(w), { timeout: 2_000, interval: 50 }).toEqual([]);
+    expect(await w.mock.log()).toEqual([]);
   });
 
   test('GCP: applies a metadata change within 1 s through wait_for_change', async () => {

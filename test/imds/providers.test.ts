@@ -210,3 +210,58 @@ describe('GCP instance ids', () => {
     expect((await client.fetchMetadata({ documents: true })).documents.system).toMatchObject({ id: '8849188986350617823' });
   });
 });
+
+describe('EC2 answers that cannot be trusted', () => {
+  it('holds back a NIC claiming key 0 while the primary entry is unreadable, instead of giving it the primary table', async () => {
+    const fixture = cloneFixture(loadFixture('ec2/three-enis'));
+    fixture.paths[`${EC2_MACS}0a:07:84:3d:6e:38/local-ipv4s`] = '172.31.44.13\n172.31.45.70x';
+    fixture.paths[`${EC2_MACS}0a:75:69:92:e2:16/device-number`] = '0';
+    const { client } = await serve(fixture);
+    const metadata = await client.fetchMetadata({ documents: false });
+    expect(macsOf(metadata)).toEqual([[2, '0a:5d:3e:11:7c:9a']]);
+    expect(metadata.rejected.map((entry) => entry.mac).sort()).toEqual(['0a:07:84:3d:6e:38', '0a:75:69:92:e2:16']);
+  });
+
+  it('refuses a MAC listing without the primary interface', async () => {
+    const fixture = cloneFixture(loadFixture('ec2/three-enis'));
+    fixture.paths[EC2_MACS] = '0a:5d:3e:11:7c:9a/\n0a:75:69:92:e2:16/';
+    const { client } = await serve(fixture);
+    await expect(client.fetchMetadata({ documents: false })).rejects.toThrow(/lacks the primary interface 0a:07:84:3d:6e:38/);
+  });
+
+  it('holds back a NIC whose subnet is implausibly large', async () => {
+    const fixture = cloneFixture(loadFixture('ec2/three-enis'));
+    fixture.paths[`${EC2_MACS}0a:75:69:92:e2:16/subnet-ipv4-cidr-block`] = '128.0.0.0/1';
+    const { client } = await serve(fixture);
+    const metadata = await client.fetchMetadata({ documents: false });
+    expect(metadata.rejected).toEqual([{ mac: '0a:75:69:92:e2:16', reason: expect.stringMatching(/not an IPv4 subnet of \/8 to \/30/) }]);
+  });
+
+  it('still configures the network when a display-only key fails', async () => {
+    const { mock, client } = await serve(loadFixture('ec2/three-enis'));
+    mock.addFault({ kind: 'status', status: 500, path: '/latest/meta-data/iam/security-credentials/' });
+    const metadata = await client.fetchMetadata({ documents: true });
+    expect(metadata.interfaces).toHaveLength(3);
+    expect(metadata.documents.credentials).toBeUndefined();
+    expect(metadata.documents.system).toMatchObject({ 'instance-id': 'i-1234567890abcdef0' });
+  });
+});
+
+describe('GCP without ETags', () => {
+  it('stops waiting for changes instead of spinning', async () => {
+    const body = loadFixture('gcp/two-nics-aliases').paths[PATHS.gcpRoot];
+    let requests = 0;
+    const server = http.createServer((_req, res) => {
+      requests++;
+      res.setHeader('Metadata-Flavor', 'Google');
+      res.end(body);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const transport = new HttpTransport(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    cleanups.push(() => transport.close(), () => new Promise<void>((resolve) => server.close(() => resolve())));
+    const client = createClient('gcp', transport);
+    await client.fetchMetadata({ documents: true });
+    await expect(client.waitForChange!()).rejects.toThrow(/carry no ETag/);
+    expect(requests).toBe(1);
+  });
+});

@@ -1,7 +1,7 @@
 // SPEC §8 end to end. Runs in the serial step (test/serial): it creates the machine-wide user
 // cloud-network, which would make every other test's root process drop its privileges too.
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, expect, test } from 'vitest';
 import { checkConfigured } from '../support/assertions.js';
@@ -18,6 +18,10 @@ test('as root with a cloud-network user, runs as that user with CAP_NET_ADMIN on
   try {
     const w = await createWorld({ fixture: loadFixture('ec2/three-enis'), dhcp: true, foreign: true });
     worlds.push(w);
+    // A link planted in the state directory must not make root hand over what it points to.
+    const victim = join(w.dir, 'victim');
+    writeFileSync(victim, 'root only\n', { mode: 0o600 });
+    symlinkSync(victim, join(w.stateDir, 'planted'));
     const daemon = startCloudNetwork(w);
     await expect.poll(() => checkConfigured(w), { timeout: 15_000, interval: 100 }).toEqual([]);
     // The lock file holds the pid of the process that really runs the daemon (after setpriv).
@@ -28,6 +32,8 @@ test('as root with a cloud-network user, runs as that user with CAP_NET_ADMIN on
     expect(field('Uid')?.split(/\s+/).map(Number)).toEqual([uid, uid, uid, uid]);
     const NET_ADMIN = (1n << 12n).toString(16).padStart(16, '0');
     expect({ eff: field('CapEff'), amb: field('CapAmb'), bnd: field('CapBnd') }).toEqual({ eff: NET_ADMIN, amb: NET_ADMIN, bnd: NET_ADMIN });
+    expect(statSync(victim).uid).toBe(0);
+    expect(statSync(w.stateDir).uid).toBe(uid);
     expect(await daemon.stop('SIGTERM')).toBe(0);
   } finally {
     if (created) execFileSync('userdel', ['cloud-network']);

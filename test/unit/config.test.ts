@@ -51,6 +51,7 @@ RouteTableBase = 2000
     ['[System]\nLogFormat = "xml"', 'System.LogFormat'],
     ['[System]\nRefreshTimer = "2s"', 'System.RefreshTimer'],
     ['[System]\nRefreshTimer = "soon"', 'System.RefreshTimer'],
+    ['[System]\nRefreshTimer = "720h"', 'System.RefreshTimer'],
     ['[Network]\nPort = 70000', 'Network.Port'],
     ['[Network]\nListen = "nowhere"', 'Network.Listen'],
     ['[Network]\nPolicyRouting = "maybe"', 'Network.PolicyRouting'],

@@ -3,6 +3,7 @@ import { DEFAULT_CONFIG, type Config } from '../../src/config.js';
 import type { KernelState } from '../../src/kernel.js';
 import type { InstanceMetadata, InterfaceMetadata } from '../../src/model.js';
 import { plan } from '../../src/plan.js';
+import { recordOwnership } from '../../src/reconcile.js';
 import { renderScript } from '../../src/render.js';
 import { EMPTY_STATE, type StateFile } from '../../src/state.js';
 
@@ -58,9 +59,9 @@ const state = (owned: StateFile['owned']): StateFile => ({ ...EMPTY_STATE, owned
 const script = (...args: Parameters<typeof plan>) => renderScript(plan(...args).changes);
 const config = (overrides: Partial<Config> = {}): Config => ({ ...DEFAULT_CONFIG, ...overrides });
 
-describe('planner', () => {
-  const two = metadata([nic(0, MAC0, ['10.0.0.5', '10.0.0.6']), nic(1, MAC1, ['10.0.1.5'])]);
+const two = metadata([nic(0, MAC0, ['10.0.0.5', '10.0.0.6']), nic(1, MAC1, ['10.0.1.5'])]);
 
+describe('planner', () => {
   it('leaves foreign addresses, rules and routes alone', () => {
     const k = kernel(
       { 2: ['10.0.0.5/24', '192.0.2.10/24'] },
@@ -159,5 +160,40 @@ describe('planner', () => {
     k.links[0] = { ...k.links[0]!, up: false };
     const withMtu = metadata([{ ...nic(0, MAC0, ['10.0.0.5']), mtu: 1460 }]);
     expect(script(withMtu, k, config(), EMPTY_STATE)).toBe('link set dev eth0 up\nlink set dev eth0 mtu 1460\n');
+  });
+});
+
+describe('planner safety', () => {
+  it('never writes into the table of an interface whose metadata is unreadable', () => {
+    // eth1 now (wrongly) reports key 0 while eth0, which owns table 10000, could not be read.
+    const k = kernel({ 2: ['10.0.0.5/24'], 3: ['10.0.1.5/24'] }, { rules: [ourRule(10000, '10.0.0.5/32', 10000, 0)] });
+    const owned = state({ [MAC0]: { addresses: [], table: 10000, subnet: '10.0.0.0/24' } });
+    const result = plan(metadata([nic(0, MAC1, ['10.0.1.5'])], [{ mac: MAC0, reason: 'unreadable' }]), k, config({ policyRouting: 'yes' }), owned);
+    expect(renderScript(result.changes)).toBe('');
+    expect(result.notices.join('\n')).toMatch(/eth1 .* would use table 10000, which belongs to an interface whose metadata is unreadable; held back/);
+  });
+
+  it('leaves a foreign route of another type that holds the destination it needs', () => {
+    const k = kernel(
+      { 2: ['10.0.0.5/24', '10.0.0.6/32'], 3: ['10.0.1.5/24'] },
+      { routes: [{ table: 10000, type: 7, dst: '10.0.1.0/24', scope: 0, protocol: 4, metric: 0, onlink: false }] },
+    );
+    const result = plan(two, k, config(), EMPTY_STATE);
+    expect(renderScript(result.changes)).not.toMatch(/route replace 10\.0\.1\.0\/24 .* table 10000/);
+    expect(result.notices.join('\n')).toMatch(/table 10000 already has a route to 10\.0\.1\.0\/24/);
+  });
+});
+
+describe('ownership record', () => {
+  it('does not claim an address whose addition failed, even though it is on the link', () => {
+    const single = metadata([nic(0, MAC0, ['10.0.0.5', '10.0.0.6'])]);
+    const before = kernel({ 2: ['10.0.0.5/24'] });
+    const planned = plan(single, before, config(), EMPTY_STATE);
+    expect(renderScript(planned.changes)).toBe('address add 10.0.0.6/32 dev eth0 noprefixroute\n');
+    // Another tool added it first; our line failed with "File exists".
+    const after = kernel({ 2: ['10.0.0.5/24', '10.0.0.6/32'] });
+    const failures = [{ line: 'address add 10.0.0.6/32 dev eth0 noprefixroute', error: 'RTNETLINK answers: File exists' }];
+    expect(recordOwnership(EMPTY_STATE, planned, after, failures)[MAC0]?.addresses).toEqual([]);
+    expect(recordOwnership(EMPTY_STATE, planned, after)[MAC0]?.addresses).toEqual(['10.0.0.6/32']);
   });
 });
