@@ -40,23 +40,29 @@ node_modules: package.json package-lock.json
 	npm ci
 	touch node_modules
 
-build: node_modules
+# Rebuilt only when a source changed, so that `make dry-run` as a user works after `sudo make demo`.
+TS_SOURCES := $(shell find src -name '*.ts' 2>/dev/null) tsconfig.json tsconfig.build.json
+
+build: dist/cli/cloud-network.js
+
+dist/cli/cloud-network.js: node_modules $(TS_SOURCES)
 	npm run build
+	touch $@
 
 # The whole suite; end-to-end tests need root (network namespaces). Test results also go to
 # build/test-results-*.json, which .ci/run sums up.
 test: node_modules
 	npm test
 
-# The main job on recorded EC2 metadata inside a throwaway network namespace (root).
+# The main job on recorded EC2 metadata inside a throwaway network namespace (root). The bundle
+# sits two directories deep, like test/support/, so that the test world finds the repository root.
 demo: build
-	# Two directories deep, like test/support/, so that the world finds the repository root.
 	npx esbuild scripts/demo.ts --bundle --platform=node --format=esm --packages=external --log-level=warning --outfile=build/demo/demo.mjs
 	node build/demo/demo.mjs
 
 # The same recorded instance as a dry run: no root, no cloud.
 dry-run: build
-	bin/cloud-network --dry-run --fixture test/fixtures/ec2/three-enis
+	@bin/cloud-network --dry-run --fixture test/fixtures/ec2/three-enis
 
 bundle: $(BUNDLES)
 
