@@ -1,9 +1,9 @@
 // Azure Instance Metadata Service: one GET of the whole instance document.
 import type { InstanceMetadata, InterfaceMetadata, RejectedInterface } from '../model.js';
-import { cidrContains, firstHost, isPlausibleSubnet, normalizeMac, parseIPv4, parseIPv4Cidr } from '../net.js';
+import { isPlausibleSubnet, normalizeMac, parseIPv4, parseIPv4Cidr } from '../net.js';
 import { ImdsError, requestWithRetry, type RetryPolicy, type Transport } from './http.js';
 import type { MetadataClient } from './provider.js';
-import { parseJsonDocument, rejectDuplicateMacs } from './validate.js';
+import { asArray, asObject, parseInterfaceList, parseJsonDocument, subnetInterface } from './validate.js';
 
 export const AZURE_API_VERSION = '2021-02-01';
 const RETRY: RetryPolicy = { attempts: 3, retryStatuses: [410, 429, 500, 502, 503, 504] };
@@ -11,9 +11,6 @@ const RETRY: RetryPolicy = { attempts: 3, retryStatuses: [410, 429, 500, 502, 50
 const SECRET_COMPUTE_KEYS = ['userData', 'customData'];
 
 type Json = Record<string, unknown>;
-const asObject = (value: unknown): Json | undefined =>
-  typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Json) : undefined;
-const asArray = (value: unknown): unknown[] => (Array.isArray(value) ? value : []);
 
 export class AzureClient implements MetadataClient {
   constructor(private readonly transport: Transport) {}
@@ -30,17 +27,7 @@ export function parseAzureDocument(document: Json): InstanceMetadata {
   const network = asObject(document.network);
   const entries = network?.interface;
   if (!network || !Array.isArray(entries)) throw new ImdsError('Azure metadata document has no network.interface list');
-  const rejected: RejectedInterface[] = [];
-  const parsed: InterfaceMetadata[] = [];
-  entries.forEach((entry, key) => {
-    const result = parseInterface(asObject(entry) ?? {}, key);
-    if ('reason' in result) rejected.push(result);
-    else parsed.push(result);
-  });
-  const interfaces = rejectDuplicateMacs(parsed, rejected);
-  if (interfaces.length === 0) {
-    throw new ImdsError(`Azure metadata has no usable network interface: ${rejected.map((r) => r.reason).join('; ') || 'the list is empty'}`);
-  }
+  const { interfaces, rejected } = parseInterfaceList(entries, parseInterface, 'Azure metadata');
   const compute = { ...asObject(document.compute) };
   for (const key of SECRET_COMPUTE_KEYS) delete compute[key];
   const byMac = Object.fromEntries(interfaces.map((nic) => [nic.mac, entries[nic.key]]));
@@ -62,17 +49,6 @@ function parseInterface(entry: Json, key: number): InterfaceMetadata | RejectedI
     if (!address) return reject(`privateIpAddress ${JSON.stringify(text.slice(0, 40))} is not an IPv4 address`);
     if (!addresses.includes(address)) addresses.push(address);
   }
-  if (addresses.length === 0) return reject('no private IPv4 address');
-  // The primary is the source of the subnet route; secondaries may come from other ranges.
-  if (!cidrContains(subnet, addresses[0]!)) return reject(`primary address ${addresses[0]} is not in subnet ${subnet.network}/${subnet.prefixLength}`);
-  return {
-    mac,
-    key,
-    addresses,
-    primaryPrefixLength: subnet.prefixLength,
-    subnet,
-    gateway: firstHost(subnet),
-    linkRoute: 'subnet',
-    localRoutes: [],
-  };
+  const nic = subnetInterface(mac, key, addresses, subnet);
+  return typeof nic === 'string' ? reject(nic) : nic;
 }

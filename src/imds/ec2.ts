@@ -1,10 +1,10 @@
 // EC2 instance metadata (IMDSv2). Reads the MAC listing and, per MAC, only the keys the
 // plan needs, in parallel; display-only keys and documents are fetched only when asked.
 import type { InstanceMetadata, InterfaceMetadata, ProviderDocuments, RejectedInterface } from '../model.js';
-import { cidrContains, firstHost, isPlausibleSubnet, normalizeMac, parseIPv4, parseIPv4Cidr } from '../net.js';
+import { isPlausibleSubnet, normalizeMac, parseIPv4, parseIPv4Cidr } from '../net.js';
 import { ImdsError, mapBounded, requestWithRetry, type RetryPolicy, type Transport } from './http.js';
 import type { MetadataClient } from './provider.js';
-import { rejectDuplicateMacs } from './validate.js';
+import { rejectDuplicateMacs, subnetInterface } from './validate.js';
 
 const TOKEN_TTL_SECONDS = 21600;
 /** Renew the token this long before it expires, so that no request races the expiry. */
@@ -271,16 +271,5 @@ function parseNic(nic: RawNic): InterfaceMetadata | string {
     if (!address) return `local-ipv4s entry ${JSON.stringify(entry.slice(0, 40))} is not an IPv4 address`;
     if (!addresses.includes(address)) addresses.push(address);
   }
-  // The primary is the source of the subnet route; secondaries may come from other ranges.
-  if (!cidrContains(subnet, addresses[0]!)) return `primary address ${addresses[0]} is not in subnet ${subnet.network}/${subnet.prefixLength}`;
-  return {
-    mac: nic.mac,
-    key: 100 * Number(card) + Number(device),
-    addresses,
-    primaryPrefixLength: subnet.prefixLength,
-    subnet,
-    gateway: firstHost(subnet),
-    linkRoute: 'subnet',
-    localRoutes: [],
-  };
+  return subnetInterface(nic.mac, 100 * Number(card) + Number(device), addresses, subnet);
 }

@@ -3,16 +3,13 @@ import type { InstanceMetadata, InterfaceMetadata, RejectedInterface } from '../
 import { isPlausibleSubnet, networkOf, normalizeMac, parseIPv4, parseIPv4Range, prefixFromNetmask } from '../net.js';
 import { ImdsError, requestWithRetry, type HttpResponse, type RetryPolicy, type Transport } from './http.js';
 import type { MetadataClient } from './provider.js';
-import { parseJsonDocument, rejectDuplicateMacs } from './validate.js';
+import { asArray, asObject, parseInterfaceList, parseJsonDocument } from './validate.js';
 
 const RETRY: RetryPolicy = { attempts: 3, retryStatuses: [429, 500, 502, 503, 504] };
 const ROOT = '/computeMetadata/v1/?recursive=true';
 const MTU_RANGE = [576, 9216] as const;
 
 type Json = Record<string, unknown>;
-const asObject = (value: unknown): Json | undefined =>
-  typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Json) : undefined;
-const asArray = (value: unknown): unknown[] => (Array.isArray(value) ? value : []);
 
 /** The server holds a wait_for_change request up to this long, then answers with the current value. */
 const WAIT_SECONDS = 60;
@@ -73,17 +70,7 @@ function publicAttributes(owner: Json | undefined): Json {
 export function parseGcpDocument(document: Json): InstanceMetadata {
   const instance = asObject(document.instance);
   if (!instance || !Array.isArray(instance.networkInterfaces)) throw new ImdsError('GCP metadata document has no instance.networkInterfaces list');
-  const rejected: RejectedInterface[] = [];
-  const parsed: InterfaceMetadata[] = [];
-  instance.networkInterfaces.forEach((entry, key) => {
-    const result = parseInterface(asObject(entry) ?? {}, key);
-    if ('reason' in result) rejected.push(result);
-    else parsed.push(result);
-  });
-  const interfaces = rejectDuplicateMacs(parsed, rejected);
-  if (interfaces.length === 0) {
-    throw new ImdsError(`GCP metadata has no usable network interface: ${rejected.map((r) => r.reason).join('; ') || 'the list is empty'}`);
-  }
+  const { interfaces, rejected } = parseInterfaceList(instance.networkInterfaces, parseInterface, 'GCP metadata');
   const { networkInterfaces, ...system } = instance;
   const project = asObject(document.project);
   return {

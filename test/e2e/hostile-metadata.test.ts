@@ -141,7 +141,7 @@ describe.concurrent('hostile metadata for one interface: it is held back, the ot
   test('EC2 subnet prefix 33: that NIC held back, one warning', async ({ expect }) => {
     await holdsBackOneNic(
       expect,
-      ec2Case(ec2Eth1((key) => ({ [key('subnet-ipv4-cidr-block')]: '172.31.32.0/33' })), /subnet-ipv4-cidr-block "172\.31\.32\.0\/33" is not an IPv4 CIDR$/),
+      ec2Case(ec2Eth1((key) => ({ [key('subnet-ipv4-cidr-block')]: '172.31.32.0/33' })), /subnet-ipv4-cidr-block "172\.31\.32\.0\/33" is not an IPv4 subnet of \/8 to \/30$/),
     );
   });
 
