@@ -20,7 +20,7 @@ export function parseMonitorLine(line: string): KernelEvent | undefined {
     case 'LINK': {
       const link = /^\d+: ([^:@\s]+)(?:@\S+)?: <[^>]*>(.*)$/.exec(rest);
       if (!link) return undefined;
-      const mac = /link\/ether ([0-9a-f:]{17})/.exec(link[2]!)?.[1];
+      const mac = /link\/ether ([0-9a-fA-F:]{17})/.exec(link[2]!)?.[1];
       return { kind: 'link', deleted, name: link[1]!, mac: mac && normalizeMac(mac), hasMaster: /\bmaster \S+/.test(link[2]!) };
     }
     case 'ADDR': {
