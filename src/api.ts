@@ -5,7 +5,7 @@ import Koa from 'koa';
 import Router from '@koa/router';
 import type { InstanceMetadata } from './model.js';
 import type { Plan } from './plan.js';
-import { renderChange } from './render.js';
+import { renderScript } from './render.js';
 import type { StateFile } from './state.js';
 
 export interface ApiSource {
@@ -106,7 +106,7 @@ export function createApi(source: ApiSource): Koa {
   router.get('/api/v1/plan', async (ctx) => {
     const plan = await source.plan();
     if (!plan) throw new HttpError(503, 'no metadata has been read yet; nothing to plan');
-    ctx.body = { changes: plan.changes, script: plan.changes.map((change) => `${renderChange(change)}\n`).join(''), notices: plan.notices };
+    ctx.body = { changes: plan.changes, script: renderScript(plan.changes), notices: plan.notices };
   });
 
   app.use(async (ctx, next) => {

@@ -1,8 +1,6 @@
 // Applies a plan with one `ip -force -batch -` process: -force keeps going past a failed
 // line, so one bad line cannot leave the rest of the configuration half-done.
 import { runIpRaw } from './ip.js';
-import type { Change } from './plan.js';
-import { renderScript } from './render.js';
 
 export interface LineFailure {
   /** The script line that failed, as rendered. */
@@ -10,9 +8,9 @@ export interface LineFailure {
   error: string;
 }
 
-export async function applyChanges(changes: Change[]): Promise<LineFailure[]> {
-  if (changes.length === 0) return [];
-  const script = renderScript(changes);
+/** Runs a rendered script (see renderScript); an empty one starts no process. */
+export async function applyScript(script: string): Promise<LineFailure[]> {
+  if (script === '') return [];
   const result = await runIpRaw(['-force', '-batch', '-'], script);
   if (result.exitCode === 0) return [];
   return parseBatchFailures(script, result.stderr);

@@ -48,7 +48,13 @@ export class KernelMonitor {
   ) {}
 
   start(): void {
-    const child = execa('ip', ['-o', 'monitor', 'label', 'link', 'address', 'rule', 'route'], { stdin: 'ignore', stderr: 'ignore', buffer: false, reject: false });
+    // setpriv --pdeathsig: the monitor dies with the daemon even when the daemon is SIGKILLed.
+    const child = execa('setpriv', ['--pdeathsig=SIGTERM', '--', 'ip', '-o', 'monitor', 'label', 'link', 'address', 'rule', 'route'], {
+      stdin: 'ignore',
+      stderr: 'ignore',
+      buffer: false,
+      reject: false,
+    });
     this.child = child;
     const startedAt = Date.now();
     createInterface({ input: child.stdout! }).on('line', (line) => {

@@ -1,6 +1,6 @@
 // One reconcile: kernel state + metadata -> plan -> apply -> re-read -> record ownership.
 // Used by --once, --dry-run and every daemon cycle; it never fetches metadata itself.
-import { applyChanges, type LineFailure } from './apply.js';
+import { applyScript, type LineFailure } from './apply.js';
 import type { Config } from './config.js';
 import { IpError } from './ip.js';
 import { CLOUD_NETWORK_PROTO, readKernelState, type KernelState } from './kernel.js';
@@ -8,7 +8,7 @@ import type { Logger } from './log.js';
 import type { InstanceMetadata } from './model.js';
 import { cidrText } from './net.js';
 import { plan as makePlan, type Change, type Plan } from './plan.js';
-import { renderChange, renderScript } from './render.js';
+import { renderChange } from './render.js';
 import { readState, writeDocuments, writeState, type AppliedCounts, type StateFile } from './state.js';
 
 export interface ReconcileResult {
@@ -37,7 +37,8 @@ function withAdditions(owned: StateFile['owned'], changes: Change[]): StateFile[
  */
 export function recordOwnership(previous: StateFile, plan: Plan, kernel: KernelState, failures: LineFailure[] = []): StateFile['owned'] {
   const failed = new Set(failures.map((failure) => failure.line));
-  const claimed = withAdditions(previous.owned, plan.changes.filter((change) => !failed.has(renderChange(change))));
+  const made = failed.size === 0 ? plan.changes : plan.changes.filter((change) => !failed.has(renderChange(change)));
+  const claimed = withAdditions(previous.owned, made);
   const owned: StateFile['owned'] = {};
   const macs = new Set([...Object.keys(claimed), ...plan.managed.map((nic) => nic.metadata.mac)]);
   for (const mac of macs) {
@@ -87,21 +88,20 @@ export async function reconcile(
   const before = await readKernelState();
   const plan = makePlan(metadata, before, config, state);
   for (const notice of plan.notices) log.warn(notice);
-  const script = renderScript(plan.changes);
+  // Rendered once: the same lines are the script, the log and the key to ip's failures.
+  const lines = plan.changes.map(renderChange);
+  const script = lines.map((line) => `${line}\n`).join('');
   if (plan.changes.some((change) => change.kind === 'address-add')) {
     writeState(stateDir, { ...state, owned: withAdditions(state.owned, plan.changes) });
   }
-  const failures = await applyChanges(plan.changes);
+  const failures = await applyScript(script);
   if (failures.length === plan.changes.length && failures.length > 0 && failures.every((f) => /Operation not permitted/.test(f.error))) {
     throw new IpError(
       `ip was not permitted to change the network: cloud-network needs CAP_NET_ADMIN (run it as root, or with AmbientCapabilities=CAP_NET_ADMIN); nothing was changed`,
     );
   }
   const failedLines = new Set(failures.map((failure) => failure.line));
-  for (const change of plan.changes) {
-    const line = renderChange(change);
-    if (!failedLines.has(line)) log.info(`applied: ${line}`);
-  }
+  for (const line of lines) if (!failedLines.has(line)) log.info(`applied: ${line}`);
   for (const failure of failures) log.error(`ip could not apply "${failure.line}": ${failure.error}`);
   // Re-read only when something was written: an unchanged system costs one ip process.
   const after = plan.changes.length > 0 ? await readKernelState() : before;

@@ -163,6 +163,11 @@ async function showUsage<T extends ArgsDef = ArgsDef>(cmd: CommandDef<T>, parent
   process.stdout.write(`${plain.replace(/[ \t]+$/gm, '').replace(/\n{3,}/g, '\n\n').trimEnd()}\n`);
 }
 
+/** Exits once stdout and stderr are written out: a slow reader of a long --dry-run must get all of it. */
+function exitAfterFlush(code: number): void {
+  process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));
+}
+
 const command = defineCommand({
   meta: { name: 'cloud-network', version: VERSION, description: 'Configures cloud-assigned addresses and policy routing from instance metadata' },
   args,
@@ -170,9 +175,9 @@ const command = defineCommand({
     const checked = checkArguments(parsed);
     if (typeof checked === 'string') {
       process.stderr.write(`error: ${checked}; see cloud-network --help\n`);
-      process.exit(EXIT.usage);
+      return exitAfterFlush(EXIT.usage);
     }
-    process.exit(await main(checked));
+    exitAfterFlush(await main(checked));
   },
 });
 
