@@ -28,6 +28,9 @@ import { checkTargets, report, type CaseResult, type DaemonResult, type Results 
 
 const PROVIDERS: Provider[] = ['ec2', 'azure', 'gcp'];
 
+/** The flags the installed /usr/bin/cloud-network launcher gives node (Makefile, install). */
+const INSTALLED_NODE_ARGS = '--lite-mode';
+
 function list(name: string, fallback: string): string[] {
   return (process.env[name] ?? fallback)
     .split(/[\s,]+/)
@@ -58,7 +61,7 @@ export function options() {
   const kind = process.env.BENCH_PROGRAM || 'bundle';
   if (kind !== 'bundle' && kind !== 'dist') throw new Error(`BENCH_PROGRAM: ${kind} is neither bundle nor dist`);
   if (providers.length === 0 || sizes.length === 0 || latencies.length === 0) throw new Error('BENCH_PROVIDERS, BENCH_SIZES and BENCH_LATENCIES must not be empty');
-  return { providers, sizes, latencies, idleSeconds, repeat, output, program: kind as ProgramKind, nodeOptions: process.env.BENCH_NODE_OPTIONS ?? '', bundle: process.env.BENCH_BUNDLE || undefined, nodeArgs: list('BENCH_NODE_ARGS', '') };
+  return { providers, sizes, latencies, idleSeconds, repeat, output, program: kind as ProgramKind, nodeOptions: process.env.BENCH_NODE_OPTIONS ?? '', bundle: process.env.BENCH_BUNDLE || undefined, nodeArgs: kind === 'bundle' ? list('BENCH_NODE_ARGS', INSTALLED_NODE_ARGS) : [] };
 }
 
 function host(): Record<string, string | number> {

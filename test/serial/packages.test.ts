@@ -118,7 +118,7 @@ describe('make install / uninstall', () => {
     try {
       await must('make', ['--no-print-directory', 'install', `DESTDIR=${dest}`, 'PREFIX=/opt/cn']);
       expect(readFileSync(join(dest, 'opt/cn/bin/cloud-network'), 'utf8')).toBe(
-        '#!/bin/sh\nexec /usr/bin/node /opt/cn/lib/cloud-network/cloud-network.mjs "$@"\n',
+        '#!/bin/sh\nexec /usr/bin/node --lite-mode /opt/cn/lib/cloud-network/cloud-network.mjs "$@"\n',
       );
       expect(readFileSync(join(dest, 'opt/cn/bin/cnctl'), 'utf8')).toContain(' /opt/cn/lib/cloud-network/cnctl.mjs "$@"');
       expect(readFileSync(join(dest, 'opt/cn/lib/systemd/system/cloud-network.service'), 'utf8')).toMatch(
