@@ -54,11 +54,9 @@ dist/cli/cloud-network.js: node_modules $(TS_SOURCES)
 test: node_modules
 	npm test
 
-# The main job on recorded EC2 metadata inside a throwaway network namespace (root). The bundle
-# sits two directories deep, like test/support/, so that the test world finds the repository root.
+# The main job on recorded EC2 metadata inside a throwaway network namespace (root).
 demo: build
-	npx esbuild scripts/demo.ts --bundle --platform=node --format=esm --packages=external --log-level=warning --outfile=build/demo/demo.mjs
-	node build/demo/demo.mjs
+	@node scripts/run-ts.mjs scripts/demo.ts
 
 # The same recorded instance as a dry run: no root, no cloud.
 dry-run: build

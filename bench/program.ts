@@ -30,7 +30,7 @@ export function program(kind: ProgramKind, bundle = BUNDLE, nodeArgs: string[] =
     if (nodeArgs.length > 0) throw new Error('BENCH_NODE_ARGS needs BENCH_PROGRAM=bundle (bin/cloud-network starts node itself); use BENCH_NODE_OPTIONS');
     return { kind, argv: [BIN], entry: BIN };
   }
-  if (!existsSync(bundle)) throw new Error(`${bundle} is missing: run the benchmark through bench/launch.mjs (npm run bench), which builds it`);
+  if (!existsSync(bundle)) throw new Error(`${bundle} is missing: run the benchmark with npm run bench, which builds it`);
   return { kind, argv: [process.execPath, ...nodeArgs, bundle], entry: bundle };
 }
 

@@ -11,7 +11,6 @@ import { REPO_ROOT, type Fixture } from './fixture.js';
 import { httpRequest } from './http.js';
 import type { ActiveFault, Fault, LogEntry, MetadataPatch, MockImdsOptions, MockImdsState } from './mock-imds.js';
 
-// From the repository root, not this file: scripts/demo.ts bundles this module elsewhere.
 const SOURCES = ['mock-imds-main.ts', 'mock-imds.ts'].map((f) => join(REPO_ROOT, 'test/support', f));
 
 let bundlePromise: Promise<string> | undefined;
