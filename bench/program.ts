@@ -5,7 +5,6 @@
 //           run through the test world's runCloudNetwork/startCloudNetwork
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import { REPO_ROOT } from '../test/support/fixture.js';
 import { BIN, runCloudNetwork, startCloudNetwork, type Daemon, type EnvOverrides, type RunResult, type World } from '../test/support/world.js';
 
@@ -35,60 +34,11 @@ export function program(kind: ProgramKind, bundle = BUNDLE, nodeArgs: string[] =
 }
 
 /** Like runCloudNetwork, for either build. */
-export async function runProgram(world: World, p: Program, args: string[], env: EnvOverrides = {}): Promise<RunResult> {
-  if (p.kind === 'dist') return runCloudNetwork(world, args, env);
-  const started = Date.now();
-  const r = await execa('ip', ['netns', 'exec', world.name, ...p.argv, ...args], {
-    env: world.env(env),
-    extendEnv: false,
-    reject: false,
-    timeout: 120_000,
-  });
-  return {
-    exitCode: r.exitCode ?? -1,
-    stdout: String(r.stdout ?? ''),
-    stderr: String(r.stderr ?? ''),
-    durationMs: Date.now() - started,
-    timedOut: r.timedOut,
-  };
+export function runProgram(world: World, p: Program, args: string[], env: EnvOverrides = {}): Promise<RunResult> {
+  return runCloudNetwork(world, args, env, {}, p.argv);
 }
 
 /** Like startCloudNetwork (daemon mode, killed by world.destroy()), for either build. */
 export function startProgram(world: World, p: Program, args: string[] = [], env: EnvOverrides = {}): Daemon {
-  if (p.kind === 'dist') return startCloudNetwork(world, args, env);
-  const child = world.spawn([...p.argv, ...args], world.env(env));
-  let out = '';
-  const listeners = new Set<() => void>();
-  const onData = (d: Buffer): void => {
-    out += d.toString('utf8');
-    for (const listener of [...listeners]) listener();
-  };
-  child.stdout!.on('data', onData);
-  child.stderr!.on('data', onData);
-  const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? -1)));
-  return {
-    child,
-    output: () => out,
-    waitForOutput(re, timeoutMs = 10_000) {
-      return new Promise((resolve, reject) => {
-        const check = (): void => {
-          const match = re.exec(out);
-          if (!match) return;
-          listeners.delete(check);
-          clearTimeout(timer);
-          resolve(match[0]);
-        };
-        const timer = setTimeout(() => {
-          listeners.delete(check);
-          reject(new Error(`cloud-network: no output matching ${re} within ${timeoutMs} ms; output:\n${out}`));
-        }, timeoutMs);
-        listeners.add(check);
-        check();
-      });
-    },
-    async stop(signal = 'SIGTERM') {
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-      return exited;
-    },
-  };
+  return startCloudNetwork(world, args, env, p.argv);
 }

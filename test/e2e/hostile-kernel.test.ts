@@ -7,9 +7,10 @@ import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { execa } from 'execa';
 import { describe, test, type ExpectStatic } from 'vitest';
+import { withoutSecondary } from '../support/expected.js';
 import { checkConfigured, checkRouteGet, snapshotDelta } from '../support/assertions.js';
 import { expectedState } from '../support/expected.js';
-import { loadFixture, withoutAddress } from '../support/fixture.js';
+import { loadFixture } from '../support/fixture.js';
 import { owned } from '../support/kernel.js';
 import { BIN, createWorld, describeRun, runCloudNetwork, startCloudNetwork, type EnvOverrides, type RunResult, type World } from '../support/world.js';
 
@@ -177,9 +178,8 @@ describe.concurrent('hostile kernel side (--once)', () => {
       await execa('chown', ['-R', 'nobody:nogroup', stateDir]);
       // Drift, and metadata that really drops an address: neither may be acted on without the capability.
       await world.ip(['rule', 'del', 'priority', GLOBAL_RULE_PRIORITY]);
-      const eth1 = world.nic(1);
-      const dropped = eth1.addresses[2]!;
-      await world.mock.setFixture(withoutAddress(await world.mock.fixture(), eth1.mac, dropped));
+      const drop = withoutSecondary(1, (addresses) => addresses[2]!, BASE)(await world.mock.fixture(), world.nics);
+      await world.mock.setFixture(drop.fixture);
       const drifted = await world.snapshot();
 
       const mon = await world.monitor();
@@ -192,15 +192,7 @@ describe.concurrent('hostile kernel side (--once)', () => {
       expect(readStateJson(stateDir).owned, 'state.json still matches the kernel').toEqual(ownedBefore);
 
       await runOk(world, expect, env);
-      const t = BASE + eth1.key;
-      expect(snapshotDelta(converged, await world.snapshot())).toEqual({
-        added: [],
-        removed: [
-          `address eth1 ${dropped}/32 noprefixroute`,
-          `rule ${BASE + eth1.key}: from ${dropped} lookup ${t} suppress_prefixlength 0 proto 149`,
-          `rule ${BASE + 10000 + eth1.key}: from ${dropped} lookup ${t} proto 149`,
-        ].sort(),
-      });
+      expect(snapshotDelta(converged, await world.snapshot())).toEqual({ added: [], removed: drop.removed });
     } finally {
       await world.destroy();
       rmSync(dir, { recursive: true, force: true });
@@ -260,16 +252,10 @@ describe.concurrent('hostile kernel side (--once)', () => {
       const converged = await world.snapshot();
       expect(converged.addresses).toContain(`eth0 ${shared}/32`);
       // The metadata drops the shared address from eth1: only eth1's copy goes.
-      await world.mock.setFixture(withoutAddress(await world.mock.fixture(), eth1.mac, shared));
+      const drop = withoutSecondary(1, () => shared, BASE)(await world.mock.fixture(), world.nics);
+      await world.mock.setFixture(drop.fixture);
       await runOk(world, expect);
-      expect(snapshotDelta(converged, await world.snapshot())).toEqual({
-        added: [],
-        removed: [
-          `address eth1 ${shared}/32 noprefixroute`,
-          `rule ${BASE + eth1.key}: from ${shared} lookup ${BASE + eth1.key} suppress_prefixlength 0 proto 149`,
-          `rule ${BASE + 10000 + eth1.key}: from ${shared} lookup ${BASE + eth1.key} proto 149`,
-        ].sort(),
-      });
+      expect(snapshotDelta(converged, await world.snapshot())).toEqual({ added: [], removed: drop.removed });
     } finally {
       await world.destroy();
     }
@@ -302,18 +288,10 @@ describe.concurrent('hostile kernel side (--once)', () => {
       await runOk(world, expect);
       expect(await checkConfigured(world)).toEqual([]);
       const converged = await world.snapshot();
-      const eth1 = world.nic(1);
-      const dropped = eth1.addresses[2]!;
-      await world.mock.setFixture(withoutAddress(await world.mock.fixture(), eth1.mac, dropped));
+      const drop = withoutSecondary(1, (addresses) => addresses[2]!, BASE)(await world.mock.fixture(), world.nics);
+      await world.mock.setFixture(drop.fixture);
       await runOk(world, expect);
-      expect(snapshotDelta(converged, await world.snapshot())).toEqual({
-        added: [],
-        removed: [
-          `address eth1 ${dropped}/32 noprefixroute`,
-          `rule ${BASE + eth1.key}: from ${dropped} lookup ${BASE + eth1.key} suppress_prefixlength 0 proto 149`,
-          `rule ${BASE + 10000 + eth1.key}: from ${dropped} lookup ${BASE + eth1.key} proto 149`,
-        ].sort(),
-      });
+      expect(snapshotDelta(converged, await world.snapshot())).toEqual({ added: [], removed: drop.removed });
     } finally {
       await world.destroy();
       rmSync(dir, { recursive: true, force: true });

@@ -9,7 +9,8 @@ import { afterEach, describe, expect, test, type ExpectStatic } from 'vitest';
 import { HttpTransport, ImdsError } from '../../src/imds/http.js';
 import { createClient } from '../../src/imds/provider.js';
 import { checkConfigured, snapshotDelta } from '../support/assertions.js';
-import { cloneFixture, editJson, loadFixture, PATHS, withoutAddress, withoutLocalRoute, type Fixture } from '../support/fixture.js';
+import { withoutSecondary } from '../support/expected.js';
+import { cloneFixture, editJson, loadFixture, PATHS, withoutLocalRoute, type Fixture } from '../support/fixture.js';
 import { createMockImdsServer } from '../support/mock-imds.js';
 import { createWorld, describeRun, runCloudNetwork, type RunResult, type World, type WorldNic } from '../support/world.js';
 
@@ -35,21 +36,7 @@ async function runOk(world: World, expect: ExpectStatic): Promise<RunResult> {
 }
 
 /** Drops the last address of NIC `index`: the address and its two rules must go. */
-function dropLastAddress(index: number) {
-  return (f: Fixture, nics: WorldNic[]) => {
-    const nic = nics[index]!;
-    const a = nic.addresses[nic.addresses.length - 1]!;
-    const t = BASE + nic.key;
-    return {
-      fixture: withoutAddress(f, nic.mac, a),
-      removed: [
-        `address ${nic.name} ${a}/32 noprefixroute`,
-        `rule ${BASE + nic.key}: from ${a} lookup ${t} suppress_prefixlength 0 proto 149`,
-        `rule ${BASE + 10000 + nic.key}: from ${a} lookup ${t} proto 149`,
-      ].sort(),
-    };
-  };
-}
+const dropLastAddress = (index: number) => withoutSecondary(index, (addresses) => addresses[addresses.length - 1]!);
 
 interface HeldBackCase {
   fixture: string;

@@ -3,7 +3,8 @@
 // tests run concurrently; none sleeps (the monitor proves "no write" with marker events).
 import { describe, test, type ExpectStatic } from 'vitest';
 import { checkConfigured, checkForeign, snapshotDelta } from '../support/assertions.js';
-import { loadFixture, withoutAddress, withoutLocalRoute, type Fixture, type Provider } from '../support/fixture.js';
+import { withoutSecondary } from '../support/expected.js';
+import { loadFixture, withoutLocalRoute, type Fixture, type Provider } from '../support/fixture.js';
 import type { Fault } from '../support/mock-imds.js';
 import { createWorld, describeRun, runCloudNetwork, type World, type WorldNic } from '../support/world.js';
 
@@ -19,21 +20,7 @@ interface Case {
 }
 
 /** Drops the second address of NIC `index`: the address and its two rules must go. */
-function dropSecondary(index: number) {
-  return (f: Fixture, nics: WorldNic[]) => {
-    const nic = nics[index]!;
-    const a = nic.addresses[1]!;
-    const t = BASE + nic.key;
-    return {
-      fixture: withoutAddress(f, nic.mac, a),
-      removed: [
-        `address ${nic.name} ${a}/32 noprefixroute`,
-        `rule ${BASE + nic.key}: from ${a} lookup ${t} suppress_prefixlength 0 proto 149`,
-        `rule ${BASE + 10000 + nic.key}: from ${a} lookup ${t} proto 149`,
-      ].sort(),
-    };
-  };
-}
+const dropSecondary = (index: number) => withoutSecondary(index, (addresses) => addresses[1]!);
 
 const CASES: Case[] = [
   { provider: 'ec2', fixture: 'ec2/three-enis', dataPaths: { pathRegex: '^/latest/(meta-data|dynamic)/' }, removal: dropSecondary(1) },

@@ -1,5 +1,6 @@
 // What SPEC §5 says the kernel must hold after a reconcile, written in the canonical forms of
 // kernel.ts (ruleKey/routeKey/KernelSnapshot.addresses) so that tests compare plain strings.
+import { withoutAddress, type Fixture } from './fixture.js';
 import type { WorldNic } from './world.js';
 
 export interface ExpectedOptions {
@@ -96,4 +97,24 @@ export function referenceBatch(nics: WorldNic[], o: ExpectedOptions & { present?
   }
   if (policy && nics.length > 0) rules.push(`rule add priority ${base + 9999} lookup main suppress_prefixlength 0 proto 149`);
   return [...links, ...addrs, ...routes, ...locals, ...rules];
+}
+
+/**
+ * `fixture` without NIC `nics[index]`'s address `pick(addresses)` (a secondary), and what must
+ * disappear with it: the address and its two rules, in the canonical forms of KernelSnapshot.
+ */
+export function withoutSecondary(index: number, pick: (addresses: string[]) => string, base = 10000) {
+  return (fixture: Fixture, nics: WorldNic[]) => {
+    const nic = nics[index]!;
+    const address = pick(nic.addresses);
+    const table = base + nic.key;
+    return {
+      fixture: withoutAddress(fixture, nic.mac, address),
+      removed: [
+        `address ${nic.name} ${address}/32 noprefixroute`,
+        `rule ${base + nic.key}: from ${address} lookup ${table} suppress_prefixlength 0 proto 149`,
+        `rule ${base + 10000 + nic.key}: from ${address} lookup ${table} proto 149`,
+      ].sort(),
+    };
+  };
 }

@@ -420,12 +420,19 @@ function requireBuilt(): void {
 /**
  * Runs `ip netns exec VM <repo>/bin/cloud-network ARGS` with the world's CLOUD_NETWORK_*
  * environment (provider, endpoint, state dir, config, DMI dir) and returns its exit and output.
- * Never throws on a non-zero exit: tests assert on exitCode.
+ * Never throws on a non-zero exit: tests assert on exitCode. `command` replaces bin/cloud-network
+ * (the benchmark runs the packaged bundle this way).
  */
-export async function runCloudNetwork(world: World, args: string[], env: EnvOverrides = {}, o: RunOptions = {}): Promise<RunResult> {
+export async function runCloudNetwork(
+  world: World,
+  args: string[],
+  env: EnvOverrides = {},
+  o: RunOptions = {},
+  command: string[] = [BIN],
+): Promise<RunResult> {
   requireBuilt();
   const started = Date.now();
-  const r = await execa('ip', ['netns', 'exec', world.name, BIN, ...args], {
+  const r = await execa('ip', ['netns', 'exec', world.name, ...command, ...args], {
     env: world.env(env),
     extendEnv: false,
     reject: false,
@@ -450,10 +457,10 @@ export interface Daemon {
   stop(signal?: NodeJS.Signals): Promise<number | string>;
 }
 
-/** Starts `bin/cloud-network ARGS` (default: daemon mode) in the world; killed by destroy(). */
-export function startCloudNetwork(world: World, args: string[] = [], env: EnvOverrides = {}): Daemon {
+/** Starts `bin/cloud-network ARGS` (default: daemon mode) in the world, or `command` instead; killed by destroy(). */
+export function startCloudNetwork(world: World, args: string[] = [], env: EnvOverrides = {}, command: string[] = [BIN]): Daemon {
   requireBuilt();
-  const child = world.spawn([BIN, ...args], world.env(env));
+  const child = world.spawn([...command, ...args], world.env(env));
   let out = '';
   const listeners = new Set<() => void>();
   const onData = (d: Buffer): void => {
