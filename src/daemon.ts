@@ -89,7 +89,8 @@ export async function runDaemon(options: DaemonOptions, loaded: LoadedConfig, lo
         // One line per streak, not one per retry: a long outage must not flood the journal.
         if (failureStreak === 1) log.error(`${(error as Error).message}; keeping the current configuration and retrying`);
         else log.debug((error as Error).message);
-        recordFailure(stateDir, (error as Error).message);
+        // With metadata to work on, the reconcile below records the error; without, nothing else will.
+        if (!lastGood) recordFailure(stateDir, (error as Error).message);
         const delay = Math.min(FAILURE_RETRY_MIN_MS * 2 ** (failureStreak - 1), config.refreshSeconds * 1000);
         clearTimeout(retryTimer);
         retryTimer = setTimeout(() => request({ metadata: true }, 0), delay);
