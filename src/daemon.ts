@@ -27,6 +27,7 @@ const DOCUMENT_REFRESH_EVERY = 12;
 const FAILURE_RETRY_MIN_MS = 2_000;
 const HOTPLUG_DEADLINE_MS = 60_000;
 const HOTPLUG_RETRY_MIN_MS = 1_000;
+const HOTPLUG_RETRY_MAX_MS = 15_000;
 /** Longest a reconcile may take before the watchdog stops being fed. */
 const STUCK_AFTER_MS = 60_000;
 
@@ -57,7 +58,6 @@ export async function runDaemon(options: DaemonOptions, loaded: LoadedConfig, lo
   /** MACs seen on new links that the metadata did not list yet, with the time they appeared. */
   const hotplug = new Map<string, number>();
   const givenUp = new Set<string>();
-  let hotplugAttempt = 0;
   /** Link names the last reconcile saw, to tell a new link from a change of a known one. */
   let knownLinks = new Set<string>();
 
@@ -114,11 +114,12 @@ export async function runDaemon(options: DaemonOptions, loaded: LoadedConfig, lo
 
   /**
    * Re-reads the network metadata while a new link's MAC is not listed (or not readable) yet,
-   * backing off 1, 2, 4 ... s for up to a minute. A MAC given up on is not chased again: a
+   * backing off for up to a minute. A MAC given up on is not chased again: a
    * container's veth or a bridge is never going to be in the metadata.
    */
   function checkHotplug(): void {
     const listed = knownMacs();
+    for (const mac of givenUp) if (listed.has(mac)) givenUp.delete(mac); // chase it again if it ever leaves
     for (const [mac, since] of hotplug) {
       if (listed.has(mac)) {
         log.info(`new interface ${mac} is in the metadata now`);
@@ -130,11 +131,10 @@ export async function runDaemon(options: DaemonOptions, loaded: LoadedConfig, lo
       }
     }
     if (hotplug.size > 0) {
-      hotplugAttempt++;
+      // The wait grows with the age of the oldest new link: about 1, 2, 4, 8 s, then every 15 s.
+      const age = Date.now() - Math.min(...hotplug.values());
       clearTimeout(retryTimer);
-      retryTimer = setTimeout(() => request({ metadata: true }, 0), HOTPLUG_RETRY_MIN_MS * 2 ** (hotplugAttempt - 1));
-    } else {
-      hotplugAttempt = 0;
+      retryTimer = setTimeout(() => request({ metadata: true }, 0), Math.min(Math.max(HOTPLUG_RETRY_MIN_MS, age), HOTPLUG_RETRY_MAX_MS));
     }
   }
 

@@ -16,7 +16,7 @@ import {
   type KernelState,
 } from './kernel.js';
 import type { InstanceMetadata, InterfaceMetadata } from './model.js';
-import { cidrText } from './net.js';
+import { cidrText, networkOf } from './net.js';
 import type { StateFile } from './state.js';
 
 export interface Route {
@@ -82,6 +82,7 @@ const ORDER: Change['kind'][] = [
   'address-del',
 ];
 
+const ipOf = (cidr: string) => cidr.split('/')[0]!;
 /** The kernel's identity of a route (table, destination; metric 0): `route replace` overwrites whatever holds it, whatever its type. */
 const routeKey = (route: { table: number; dst: string }) => `${route.table} ${route.dst}`;
 const routeText = (route: Route | KernelRoute) =>
@@ -89,13 +90,20 @@ const routeText = (route: Route | KernelRoute) =>
 const ruleText = (rule: Rule) =>
   [rule.priority, rule.src ?? 'all', rule.table, rule.suppressPrefixLength ?? '-'].join(' ');
 
-/** Matches metadata interfaces to kernel links; links with a master (bond/bridge ports, VFs) never count. */
+/** The link that carries `mac`: the first one without a master (bond/bridge ports and VFs never count). */
+const linkOf = (kernel: KernelState, mac: string | undefined) =>
+  mac === undefined ? undefined : kernel.links.find((link) => link.mac === mac && link.master === undefined);
+
+/** The main table's rule comes at 32766: a rule of ours after it would never be reached. */
+const LAST_USABLE_PRIORITY = 32765;
+
+/** Matches metadata interfaces to kernel links and sets aside the ones that must not be touched. */
 function matchInterfaces(metadata: InstanceMetadata, kernel: KernelState, config: Config, notices: string[]) {
   const managed: Omit<ManagedInterface, 'policyRouted'>[] = [];
   /** MACs whose configuration must stay exactly as it is (Unmanaged; the planner adds the uncertain ones). */
   const frozenMacs = new Set<string>();
   for (const nic of metadata.interfaces) {
-    const link = kernel.links.find((candidate) => candidate.mac === nic.mac && candidate.master === undefined);
+    const link = linkOf(kernel, nic.mac);
     if (!link) {
       notices.push(`metadata interface ${nic.mac} has no network link on this machine; skipped`);
       continue;
@@ -104,10 +112,17 @@ function matchInterfaces(metadata: InstanceMetadata, kernel: KernelState, config
       frozenMacs.add(nic.mac);
       continue;
     }
+    if (config.routeTableBase + 10000 + nic.key > LAST_USABLE_PRIORITY) {
+      notices.push(`${link.name} (NIC key ${nic.key}) would need rule priority ${config.routeTableBase + 10000 + nic.key}, after the main table's 32766; lower RouteTableBase. Left as it is`);
+      frozenMacs.add(nic.mac);
+      continue;
+    }
     managed.push({ metadata: nic, link, table: config.routeTableBase + nic.key });
   }
+  // An Unmanaged link freezes its MAC only if it is the link that MAC would configure: a VLAN or VF
+  // that merely shares the MAC leaves the real interface managed.
   for (const link of kernel.links) {
-    if (link.mac && matchesAny(link.name, config.unmanaged)) frozenMacs.add(link.mac);
+    if (link.mac && linkOf(kernel, link.mac) === link && matchesAny(link.name, config.unmanaged)) frozenMacs.add(link.mac);
   }
   return { managed, frozenMacs };
 }
@@ -212,8 +227,11 @@ export function plan(metadata: InstanceMetadata, kernel: KernelState, config: Co
   const uncertainMacs = new Set(metadata.rejected.flatMap((entry) => (entry.mac ? [entry.mac] : [])));
   const anonymousRejection = metadata.rejected.some((entry) => !entry.mac || entry.ambiguous);
   const metadataMacs = new Set(metadata.interfaces.map((nic) => nic.mac));
-  for (const mac of Object.keys(state.owned)) {
-    if (anonymousRejection && !metadataMacs.has(mac)) uncertainMacs.add(mac);
+  if (anonymousRejection) {
+    // Known from state.json, or from the proto 149 routes on its link when that record is lost.
+    const configured = kernel.routes.flatMap((route) => (route.protocol === CLOUD_NETWORK_PROTO && route.dev ? [route.dev] : []));
+    const linkMacs = kernel.links.flatMap((link) => (link.mac && configured.includes(link.name) ? [link.mac] : []));
+    for (const mac of [...Object.keys(state.owned), ...linkMacs]) if (!metadataMacs.has(mac)) uncertainMacs.add(mac);
   }
   // Held-back interfaces still count for PolicyRouting = "auto": one unreadable entry must not
   // switch policy routing off for the others.
@@ -221,17 +239,36 @@ export function plan(metadata: InstanceMetadata, kernel: KernelState, config: Co
     (link) => link.mac && uncertainMacs.has(link.mac) && link.master === undefined && !frozenMacs.has(link.mac),
   ).length;
   for (const mac of uncertainMacs) frozenMacs.add(mac);
-  const uncertainSubnets = [...uncertainMacs].flatMap((mac) => state.owned[mac]?.subnet ?? []);
-  const frozenTables = new Set([...frozenMacs].flatMap((mac) => state.owned[mac]?.table ?? []));
-  const frozenDevs = new Set(kernel.links.filter((link) => link.mac && frozenMacs.has(link.mac)).map((link) => link.name));
+  // What a frozen interface uses, from state.json and from the kernel itself (state.json may be
+  // lost or older): its table (where its links' proto 149 routes are) and its subnets.
+  const linksOf = (macs: Set<string>) => kernel.links.filter((link) => link.mac && macs.has(link.mac) && linkOf(kernel, link.mac) === link);
+  const uncertainLinks = new Set(linksOf(uncertainMacs).map((link) => link.index));
+  const uncertainSubnets = [
+    ...[...uncertainMacs].flatMap((mac) => state.owned[mac]?.subnet ?? []),
+    ...kernel.addresses
+      .filter((address) => uncertainLinks.has(address.ifindex) && address.scope === SCOPE_GLOBAL && address.prefixLength < 32)
+      .map((address) => cidrText({ network: networkOf(address.address, address.prefixLength), prefixLength: address.prefixLength })),
+  ];
   // A table that belongs to a held-back interface is never written for another one: its rules
-  // carry that interface's (DHCP) addresses, and rerouting them could cut the way in.
-  const usable = matched.managed.filter((nic) => {
-    if (!frozenTables.has(nic.table)) return true;
-    notices.push(`${nic.link.name} (${nic.metadata.mac}) would use table ${nic.table}, which belongs to an interface whose metadata is unreadable; held back`);
-    frozenMacs.add(nic.metadata.mac);
-    return false;
-  });
+  // carry that interface's (DHCP) addresses, and rerouting them could cut the way in. Holding an
+  // interface back freezes its own table in turn, hence the loop.
+  let usable = matched.managed;
+  let frozenTables: Set<number>;
+  let frozenDevs: Set<string>;
+  for (;;) {
+    frozenDevs = new Set(linksOf(frozenMacs).map((link) => link.name));
+    frozenTables = new Set([
+      ...[...frozenMacs].flatMap((mac) => state.owned[mac]?.table ?? []),
+      ...kernel.routes.filter((route) => route.protocol === CLOUD_NETWORK_PROTO && route.dev && frozenDevs.has(route.dev) && route.table !== TABLE_LOCAL).map((route) => route.table),
+    ]);
+    const clashing = usable.filter((nic) => frozenTables.has(nic.table));
+    if (clashing.length === 0) break;
+    for (const nic of clashing) {
+      notices.push(`${nic.link.name} (${nic.metadata.mac}) would use table ${nic.table}, which belongs to an interface that is left as it is; held back`);
+      frozenMacs.add(nic.metadata.mac);
+    }
+    usable = usable.filter((nic) => !clashing.includes(nic));
+  }
   const managed: ManagedInterface[] = usable
     .sort((a, b) => a.metadata.key - b.metadata.key)
     .map((nic) => ({ ...nic, policyRouted: isPolicyRouted(nic.link.name, matched.managed.length + heldBack, config) }));
@@ -261,9 +298,20 @@ export function plan(metadata: InstanceMetadata, kernel: KernelState, config: Co
       const onLink = kernel.addresses.some(
         (a) => a.ifindex === link.index && a.address === address && String(a.prefixLength) === prefix,
       );
-      if (onLink && !wanted.has(address!)) {
-        changes.push({ kind: 'address-del', mac, address: { dev: link.name, cidr, noprefixroute: false } });
+      if (!onLink || wanted.has(address!)) continue;
+      // With promote_secondaries off (the kernel's default), deleting an address also deletes every
+      // other address of its subnet and prefix on the link: ours that stay, or someone else's.
+      const prefixLength = Number(prefix);
+      const network = networkOf(address!, prefixLength);
+      const takesAlong = [
+        ...kernel.addresses.filter((a) => a.ifindex === link.index && a.address !== address && a.prefixLength === prefixLength).map((a) => a.address),
+        ...changes.flatMap((change) => (change.kind === 'address-add' && change.address.dev === link.name && change.address.cidr.endsWith(`/${prefix}`) ? [ipOf(change.address.cidr)] : [])),
+      ].filter((other) => prefixLength < 32 && networkOf(other, prefixLength) === network);
+      if (takesAlong.length > 0) {
+        notices.push(`${cidr} on ${link.name} left the metadata but is kept: deleting it would also delete ${takesAlong.join(', ')}`);
+        continue;
       }
+      changes.push({ kind: 'address-del', mac, address: { dev: link.name, cidr, noprefixroute: false } });
     }
   }
 

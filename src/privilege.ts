@@ -35,6 +35,8 @@ export function shouldDropPrivileges(): boolean {
  * give away the file it points to.
  */
 function chownTree(path: string, user: ServiceUser): void {
+  // Checked right before reading it: a directory swapped for a link since its parent was listed is skipped.
+  if (!lstatSync(path).isDirectory()) return;
   lchownSync(path, user.uid, user.gid);
   for (const entry of readdirSync(path, { withFileTypes: true })) {
     if (entry.isDirectory()) chownTree(join(path, entry.name), user);

@@ -94,11 +94,18 @@ export async function reconcile(
   if (plan.changes.some((change) => change.kind === 'address-add')) {
     writeState(stateDir, { ...state, owned: withAdditions(state.owned, plan.changes) });
   }
-  const failures = await applyScript(script);
-  if (failures.length === plan.changes.length && failures.length > 0 && failures.every((f) => /Operation not permitted/.test(f.error))) {
-    throw new IpError(
-      `ip was not permitted to change the network: cloud-network needs CAP_NET_ADMIN (run it as root, or with AmbientCapabilities=CAP_NET_ADMIN); nothing was changed`,
-    );
+  let failures: LineFailure[];
+  try {
+    failures = await applyScript(script);
+    if (failures.length === plan.changes.length && failures.length > 0 && failures.every((f) => /Operation not permitted/.test(f.error))) {
+      throw new IpError(
+        `ip was not permitted to change the network: cloud-network needs CAP_NET_ADMIN (run it as root, or with AmbientCapabilities=CAP_NET_ADMIN); nothing was changed`,
+      );
+    }
+  } catch (error) {
+    // Nothing was applied: the claims written ahead must not outlive this attempt.
+    writeState(stateDir, state);
+    throw error;
   }
   const failedLines = new Set(failures.map((failure) => failure.line));
   for (const line of lines) if (!failedLines.has(line)) log.info(`applied: ${line}`);

@@ -170,7 +170,7 @@ describe('planner safety', () => {
     const owned = state({ [MAC0]: { addresses: [], table: 10000, subnet: '10.0.0.0/24' } });
     const result = plan(metadata([nic(0, MAC1, ['10.0.1.5'])], [{ mac: MAC0, reason: 'unreadable' }]), k, config({ policyRouting: 'yes' }), owned);
     expect(renderScript(result.changes)).toBe('');
-    expect(result.notices.join('\n')).toMatch(/eth1 .* would use table 10000, which belongs to an interface whose metadata is unreadable; held back/);
+    expect(result.notices.join('\n')).toMatch(/eth1 .* would use table 10000, which belongs to an interface that is left as it is; held back/);
   });
 
   it('leaves a foreign route of another type that holds the destination it needs', () => {
@@ -195,5 +195,39 @@ describe('ownership record', () => {
     const failures = [{ line: 'address add 10.0.0.6/32 dev eth0 noprefixroute', error: 'RTNETLINK answers: File exists' }];
     expect(recordOwnership(EMPTY_STATE, planned, after, failures)[MAC0]?.addresses).toEqual([]);
     expect(recordOwnership(EMPTY_STATE, planned, after)[MAC0]?.addresses).toEqual(['10.0.0.6/32']);
+  });
+});
+
+describe('interfaces that are left alone', () => {
+  it('keeps an interface managed when only a VLAN or VF sharing its MAC is Unmanaged', () => {
+    const k = kernel({ 2: ['10.0.0.5/24'], 3: ['10.0.1.5/24'] });
+    k.links.push({ index: 4, name: 'eth1.5', mac: MAC1, up: true, mtu: 1500 }, { index: 5, name: 'enP1s1', mac: MAC1, up: true, mtu: 1500, master: 'eth1' });
+    const result = plan(two, k, config({ unmanaged: ['eth1.*', 'enP*'] }), state({ [MAC1]: { addresses: [], table: 10001, subnet: '10.0.1.0/24' } }));
+    expect(result.managed.map((nic) => nic.link.name)).toEqual(['eth0', 'eth1']);
+  });
+
+  it('leaves an interface whose rule priorities would come after the main table', () => {
+    const far = metadata([nic(0, MAC0, ['10.0.0.5']), nic(2800, MAC1, ['10.0.1.5'])]);
+    const result = plan(far, kernel({ 2: ['10.0.0.5/24'], 3: ['10.0.1.5/24'] }), config({ routeTableBase: 20000, policyRouting: 'yes' }), EMPTY_STATE);
+    expect(result.managed.map((nic) => nic.link.name)).toEqual(['eth0']);
+    expect(renderScript(result.changes)).not.toMatch(/priority (3[3-9]|[4-9]\d)\d{3}/);
+    expect(result.notices.join('\n')).toMatch(/eth1 \(NIC key 2800\) would need rule priority 32800/);
+  });
+
+  it('keeps an owned primary whose deletion would take the other addresses of its subnet with it', () => {
+    // The metadata moved eth1's primary from 10.0.1.5 to 10.0.1.6; an admin also has 10.0.1.50/24 there.
+    const moved = metadata([nic(0, MAC0, ['10.0.0.5']), nic(1, MAC1, ['10.0.1.6'])]);
+    const k = kernel({ 2: ['10.0.0.5/24'], 3: ['10.0.1.5/24', '10.0.1.50/24'] });
+    const result = plan(moved, k, config(), state({ [MAC1]: { addresses: ['10.0.1.5/24'], table: 10001 } }));
+    expect(renderScript(result.changes)).not.toMatch(/address del/);
+    expect(result.notices.join('\n')).toMatch(/10\.0\.1\.5\/24 on eth1 left the metadata but is kept: deleting it would also delete 10\.0\.1\.50, 10\.0\.1\.6/);
+  });
+
+  it('deletes an owned primary alone on its subnet', () => {
+    const moved = metadata([nic(0, MAC0, ['10.0.0.5']), nic(1, MAC1, ['10.0.1.6', '10.0.1.7'])]);
+    const k = kernel({ 2: ['10.0.0.5/24'], 3: ['10.0.1.6/24', '10.0.1.9/24'] });
+    k.addresses = k.addresses.filter((a) => a.address !== '10.0.1.6').concat({ ifindex: 3, address: '10.0.1.6', prefixLength: 32, scope: 0 });
+    const result = plan(moved, k, config(), state({ [MAC1]: { addresses: ['10.0.1.9/24'], table: 10001 } }));
+    expect(renderScript(result.changes)).toMatch(/^address del 10\.0\.1\.9\/24 dev eth1$/m);
   });
 });
