@@ -255,6 +255,12 @@ export async function runDaemon(options: DaemonOptions, loaded: LoadedConfig, lo
     try {
       const reloaded = loadConfig(path, explicit, process.env);
       for (const problem of reloaded.problems) log.warn(`config: ${problem.message}`);
+      // At start a bad value falls back to its default; on a reload that could suddenly manage an
+      // interface the admin had excluded, so a file with errors is not applied at all.
+      if (reloaded.problems.some((problem) => problem.severity === 'error')) {
+        log.error('SIGHUP: the config file has invalid values; keeping the current configuration');
+        return;
+      }
       config = reloaded.config;
       setLogLevel(log, config.logLevel);
       log.info('SIGHUP: configuration reloaded');

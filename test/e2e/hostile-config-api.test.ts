@@ -328,7 +328,7 @@ describe.concurrent('hostile configuration (--once and daemon)', () => {
     }
   });
 
-  test('daemon with bad values keeps running on the defaults; SIGHUP with a syntax error keeps the running configuration', { timeout: 60_000 }, async ({ expect }) => {
+  test('daemon with bad values keeps running on the defaults; SIGHUP with a syntax error or a bad value keeps the running configuration', { timeout: 60_000 }, async ({ expect }) => {
     const { world, daemon } = await daemonWorld(loadFixture('ec2/three-enis'), {}, '[Network]\nPort = 70000\nRouteTableBase = "x"\n');
     try {
       expect(errorLines(daemon.output()).sort()).toEqual([
@@ -343,6 +343,11 @@ describe.concurrent('hostile configuration (--once and daemon)', () => {
       const [status] = await api<{ status: number }>(world, [{ kind: 'get', path: '/api/v1/status' }]);
       expect(status!.status, 'still serving on the port it had').toBe(200);
       expect(errorLines(daemon.output().slice(mark))).toHaveLength(1);
+      expect(await world.mock.log(seq), 'a refused reload asks IMDS nothing').toEqual([]);
+      // A bad value on reload would fall back to a default: excluding nothing, here. Not applied.
+      world.writeConfig('[Network]\nUnmanaged = "eth["\n');
+      daemon.child.kill('SIGHUP');
+      await daemon.waitForOutput(/error: SIGHUP: the config file has invalid values; keeping the current configuration/);
       expect(await world.mock.log(seq), 'a refused reload asks IMDS nothing').toEqual([]);
       world.writeConfig('');
       daemon.child.kill('SIGHUP');
