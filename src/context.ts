@@ -9,7 +9,7 @@ import { HttpTransport, type Transport } from './imds/http.js';
 import { createClient, DEFAULT_ENDPOINTS, type MetadataClient } from './imds/provider.js';
 import { parseKernelSnapshot, type KernelState, type RawKernelSnapshot } from './kernel.js';
 import { PROVIDERS, type ProviderName } from './model.js';
-import { EMPTY_STATE, readState, type StateFile } from './state.js';
+import { readState, type StateFile } from './state.js';
 
 export const EXIT = { ok: 0, runtime: 1, usage: 2, noCloud: 3 } as const;
 
@@ -86,7 +86,7 @@ export function fixtureSource(dir: string): FixtureSource {
     const transport: Transport = new FixtureTransport(recorded, dir);
     const kernelFile = join(dir, 'kernel.json');
     const kernel = parseKernelSnapshot(JSON.parse(readFileSync(kernelFile, 'utf8')) as RawKernelSnapshot);
-    const state = existsSync(join(dir, 'state.json')) ? readState(dir) : structuredClone(EMPTY_STATE);
+    const state = readState(dir);
     const configFile = join(dir, 'cloud-network.toml');
     return {
       provider: recorded.provider,

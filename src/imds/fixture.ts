@@ -17,10 +17,11 @@ export function readRecordedMetadata(dir: string): RecordedMetadata {
   try {
     parsed = JSON.parse(readFileSync(file, 'utf8')) as Partial<RecordedMetadata>;
   } catch (error) {
-    throw new Error(`cannot read fixture ${file}: ${(error as Error).message.split('\n')[0]}`);
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new Error(code === 'ENOENT' ? 'it has no metadata.json' : `metadata.json: ${(error as Error).message.split('\n')[0]}`);
   }
   if (!PROVIDERS.includes(parsed.provider as ProviderName) || typeof parsed.paths !== 'object' || parsed.paths === null) {
-    throw new Error(`fixture ${file} needs "provider" (ec2, azure or gcp) and "paths"`);
+    throw new Error('its metadata.json needs "provider" (ec2, azure or gcp) and "paths"');
   }
   return parsed as RecordedMetadata;
 }
