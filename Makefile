@@ -73,8 +73,9 @@ install: $(BUNDLES)
 		$(DESTDIR)$(SYSCONFDIR)/cloud-network $(DESTDIR)$(SYSCONFDIR)/iproute2/rt_protos.d
 	install -m 0644 $(BUNDLES) $(DESTDIR)$(LIBDIR)/
 	# V8's lite mode (no optimizing compiler) keeps the long-running daemon under 60 MB RSS at no
-	# measurable cost for its light work (npm run bench, docs/performance.md).
-	printf '#!/bin/sh\nexec %s --lite-mode %s/cloud-network.mjs "$$@"\n' '$(NODE)' '$(LIBDIR)' > $(DESTDIR)$(BINDIR)/cloud-network
+	# measurable cost for its light work (npm run bench, docs/performance.md). It cannot run
+	# WebAssembly, which nothing here uses: --no-expose-wasm says so instead of V8 warning about it.
+	printf '#!/bin/sh\nexec %s --lite-mode --no-expose-wasm %s/cloud-network.mjs "$$@"\n' '$(NODE)' '$(LIBDIR)' > $(DESTDIR)$(BINDIR)/cloud-network
 	printf '#!/bin/sh\nexec %s %s/cnctl.mjs "$$@"\n' '$(NODE)' '$(LIBDIR)' > $(DESTDIR)$(BINDIR)/cnctl
 	chmod 0755 $(DESTDIR)$(BINDIR)/cloud-network $(DESTDIR)$(BINDIR)/cnctl
 	sed 's|@BINDIR@|$(BINDIR)|g' packaging/cloud-network.service > $(DESTDIR)$(UNITDIR)/cloud-network.service

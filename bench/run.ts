@@ -29,7 +29,7 @@ import { checkTargets, report, type CaseResult, type DaemonResult, type Results 
 const PROVIDERS: Provider[] = ['ec2', 'azure', 'gcp'];
 
 /** The flags the installed /usr/bin/cloud-network launcher gives node (Makefile, install). */
-const INSTALLED_NODE_ARGS = '--lite-mode';
+const INSTALLED_NODE_ARGS = '--lite-mode --no-expose-wasm';
 
 function list(name: string, fallback: string): string[] {
   return (process.env[name] ?? fallback)

@@ -73,7 +73,7 @@ export function createApi(source: ApiSource): Koa {
   const router = new Router();
   const metadata = () => {
     const current = source.metadata();
-    if (!current) throw new HttpError(503, 'no metadata has been read yet; see /api/v1/status for the last error');
+    if (!current) throw new HttpError(503, 'the daemon has not read the metadata yet; cnctl status (/api/v1/status) shows why');
     return current;
   };
   const ec2Only = (what: string) => {
@@ -105,7 +105,7 @@ export function createApi(source: ApiSource): Koa {
   });
   router.get('/api/v1/plan', async (ctx) => {
     const plan = await source.plan();
-    if (!plan) throw new HttpError(503, 'no metadata has been read yet; nothing to plan');
+    if (!plan) throw new HttpError(503, 'the daemon has not read the metadata yet, so there is nothing to plan; cnctl status (/api/v1/status) shows why');
     ctx.body = { changes: plan.changes, script: renderScript(plan.changes), notices: plan.notices };
   });
 

@@ -143,7 +143,9 @@ const NETWORK_KEYS: Record<string, KeyParser> = {
   },
   Unmanaged(value, config) {
     const list = names(value);
-    if (!list || list.some((glob) => !globToRegExp(glob))) return `must be a string of interface names or globs, got ${show(value)}`;
+    if (!list) return `must be a string of interface names or globs, got ${show(value)}`;
+    const broken = list.find((glob) => !globToRegExp(glob));
+    if (broken !== undefined) return `has ${JSON.stringify(broken)}, which is not a valid glob (an unclosed [ ?), got ${show(value)}`;
     config.unmanaged = list;
   },
   RouteTableBase(value, config) {
@@ -173,7 +175,12 @@ export function buildConfig(document: Record<string, unknown>, env: NodeJS.Proce
   };
   for (const [sectionName, section] of Object.entries(document)) {
     const parsers = SECTIONS[sectionName];
-    if (!parsers || typeof section !== 'object' || section === null || Array.isArray(section)) {
+    if (typeof section !== 'object' || section === null || Array.isArray(section)) {
+      const home = Object.keys(SECTIONS).find((name) => SECTIONS[name]![sectionName]);
+      problems.push({ severity: 'warning', message: `key ${sectionName} is outside any section and ignored${home ? `; put it under [${home}]` : ''}` });
+      continue;
+    }
+    if (!parsers) {
       problems.push({ severity: 'warning', message: `unknown section [${sectionName}] ignored${hint(sectionName, Object.keys(SECTIONS), '[', ']')}` });
       continue;
     }

@@ -51,7 +51,7 @@ function chownTree(path: string, user: ServiceUser): void {
 export async function runUnprivileged(stateDir: string, log: Logger): Promise<number | undefined> {
   const user = lookupUser(SERVICE_USER);
   if (!user) {
-    log.warn(`user ${SERVICE_USER} does not exist; running as root (create it with systemd-sysusers or useradd --system ${SERVICE_USER})`);
+    log.warn(`user ${SERVICE_USER} does not exist; running as root (the packages create it; by hand: useradd --system --no-create-home --shell /usr/sbin/nologin ${SERVICE_USER})`);
     return undefined;
   }
   if (!lstatSync(stateDir).isDirectory()) throw new Error(`state directory ${stateDir} is not a directory (a symbolic link?); refusing to hand it over`);

@@ -1,6 +1,5 @@
 // `cloud-network`: the daemon, and its one-shot and dry-run modes (SPEC §2).
-import { stripVTControlCharacters } from 'node:util';
-import { defineCommand, renderUsage, runMain, type ArgsDef, type CommandDef } from 'citty';
+import { defineCommand, runMain } from 'citty';
 import type { LoadedConfig } from '../config.js';
 import { chooseProvider, EXIT, ExitError, fixtureSource, liveSource, loadConfigOrExit } from '../context.js';
 import { ImdsError } from '../imds/http.js';
@@ -13,6 +12,7 @@ import { planLive, reconcile, recordDocuments, recordFailure } from '../reconcil
 import { renderScript } from '../render.js';
 import { prepareStateDir, stateDirFrom } from '../state.js';
 import { VERSION } from '../version.js';
+import { printUsage } from './usage.js';
 
 const args = {
   once: { type: 'boolean', description: 'one fetch and reconcile, then exit' },
@@ -88,6 +88,7 @@ async function main(options: Options): Promise<number> {
     const loaded = loadConfigOrExit(options.config, process.env);
     const configured = createLogger(loaded.config.logLevel, loaded.config.logFormat);
     if (options.checkConfig) {
+      if (options.provider) chooseProvider(options.provider, process.env);
       // Plain text whatever the file says about LogFormat: this output is for a person.
       reportProblems(loaded, log);
       const errors = loaded.problems.filter((problem) => problem.severity === 'error').length;
@@ -156,13 +157,6 @@ EXIT STATUS
 See cloud-network(8) and cnctl(1).
 `;
 
-/** citty's usage without colours or padding when it is not going to a terminal, plus environment and exit codes. */
-async function showUsage<T extends ArgsDef = ArgsDef>(cmd: CommandDef<T>, parent?: CommandDef<T>): Promise<void> {
-  const usage = `${await renderUsage(cmd, parent)}\n\n${HELP_FOOTER}`;
-  const plain = process.stdout.isTTY ? usage : stripVTControlCharacters(usage);
-  process.stdout.write(`${plain.replace(/[ \t]+$/gm, '').replace(/\n{3,}/g, '\n\n').trimEnd()}\n`);
-}
-
 /** Exits once stdout and stderr are written out: a slow reader of a long --dry-run must get all of it. */
 function exitAfterFlush(code: number): void {
   process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));
@@ -181,4 +175,4 @@ const command = defineCommand({
   },
 });
 
-void runMain(command, { showUsage });
+void runMain(command, { showUsage: (cmd, parent) => printUsage(cmd, parent, HELP_FOOTER) });

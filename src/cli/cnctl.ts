@@ -1,7 +1,7 @@
 // `cnctl`: shows what the cloud-network daemon learned, through its local REST API (SPEC §2, §7).
 // citty defines the commands and renders --help; the dispatch is ours so that global options
 // work anywhere on the line and usage errors exit 2 in one line, as cloud-network's do.
-import { defineCommand, parseArgs, showUsage, type CommandDef } from 'citty';
+import { defineCommand, parseArgs, type CommandDef } from 'citty';
 import { ApiClient, apiUrl, CnctlError, EXIT } from '../cnctl/client.js';
 import { healthView, planNotices, planView } from '../cnctl/health.js';
 import { networkView } from '../cnctl/network.js';
@@ -9,6 +9,7 @@ import { fieldsView, projectView, signatureView, sshKeysView } from '../cnctl/sh
 import { systemView } from '../cnctl/system.js';
 import type { ProviderName } from '../model.js';
 import { VERSION } from '../version.js';
+import { printUsage } from './usage.js';
 
 const globalArgs = {
   json: { type: 'boolean', description: 'print the JSON document the API answered, unchanged, instead of the table' },
@@ -122,7 +123,7 @@ async function main(argv: string[]): Promise<number> {
   const { target, path, rest } = resolve(options._);
   const name = path.join(' ');
   if (argv.includes('--help') || argv.includes('-h')) {
-    await showUsage(target, { meta: { name: path.slice(0, -1).join(' '), version: VERSION } });
+    await printUsage(target, { meta: { name: path.slice(0, -1).join(' '), version: VERSION } });
     return EXIT.ok;
   }
   if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-v')) {

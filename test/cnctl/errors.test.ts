@@ -70,11 +70,11 @@ describe('API errors print the API message', () => {
   });
 
   it.each([
-    [['status', 'system'], 'no metadata has been read yet; see /api/v1/status for the last error'],
-    [['status', 'network'], 'no metadata has been read yet; see /api/v1/status for the last error'],
-    [['show', 'project'], 'no metadata has been read yet; see /api/v1/status for the last error'],
-    [['plan'], 'no metadata has been read yet; nothing to plan'],
-    [['--json', 'plan'], 'no metadata has been read yet; nothing to plan'],
+    [['status', 'system'], 'the daemon has not read the metadata yet; cnctl status (/api/v1/status) shows why'],
+    [['status', 'network'], 'the daemon has not read the metadata yet; cnctl status (/api/v1/status) shows why'],
+    [['show', 'project'], 'the daemon has not read the metadata yet; cnctl status (/api/v1/status) shows why'],
+    [['plan'], 'the daemon has not read the metadata yet, so there is nothing to plan; cnctl status (/api/v1/status) shows why'],
+    [['--json', 'plan'], 'the daemon has not read the metadata yet, so there is nothing to plan; cnctl status (/api/v1/status) shows why'],
   ])('before the first metadata read: %s', async (args, message) => {
     expect(failure(await cnctl(['--url', waiting.url, ...args]), 1)).toBe(message);
   });

@@ -118,7 +118,7 @@ describe('make install / uninstall', () => {
     try {
       await must('make', ['--no-print-directory', 'install', `DESTDIR=${dest}`, 'PREFIX=/opt/cn']);
       expect(readFileSync(join(dest, 'opt/cn/bin/cloud-network'), 'utf8')).toBe(
-        '#!/bin/sh\nexec /usr/bin/node --lite-mode /opt/cn/lib/cloud-network/cloud-network.mjs "$@"\n',
+        '#!/bin/sh\nexec /usr/bin/node --lite-mode --no-expose-wasm /opt/cn/lib/cloud-network/cloud-network.mjs "$@"\n',
       );
       expect(readFileSync(join(dest, 'opt/cn/bin/cnctl'), 'utf8')).toContain(' /opt/cn/lib/cloud-network/cnctl.mjs "$@"');
       expect(readFileSync(join(dest, 'opt/cn/lib/systemd/system/cloud-network.service'), 'utf8')).toMatch(
@@ -213,6 +213,7 @@ describe('the .deb installed on this machine', () => {
     const result = await run('/usr/bin/cloud-network', ['--version']);
     expect(result.code, result.all).toBe(0);
     expect(result.stdout.trim()).toBe(VERSION);
+    expect(result.stderr, 'the launcher\'s node flags draw no warning').toBe('');
   });
 
   it('runs cloud-network --check-config on the installed configuration', async () => {

@@ -84,6 +84,12 @@ RouteTableBase = 2000
     ]);
   });
 
+  it('points a key written outside any section to its section', () => {
+    expect(fromToml('LogLevel = "debug"\n').problems.map((p) => p.message)).toEqual([
+      'key LogLevel is outside any section and ignored; put it under [System]',
+    ]);
+  });
+
   it('warns about unknown sections and keys', () => {
     const { problems } = fromToml('[Sytem]\nx = 1\n[Network]\nPorts = 1\n');
     expect(problems.map((p) => [p.severity, p.message])).toEqual([
