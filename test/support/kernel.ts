@@ -238,6 +238,48 @@ export interface Monitor {
  * Readiness and flushing use a marker rule (priority 31000+n from 192.0.2.254): it is added
  * and deleted around the observed window, never inside it.
  */
+/**
+ * Waits until the kernel has finished reacting to earlier link changes. Carrier and admin state
+ * reach operstate through linkwatch, which runs at most once a second for all namespaces, and
+ * IPv6 then gives an up link its link-local address: both arrive as events up to ~1 s after the
+ * change that caused them, and would look like writes to a monitor started in between.
+ */
+export async function settle(ns: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const pending = await unsettledLinks(ns);
+    if (pending.length === 0) return;
+    if (Date.now() > deadline) throw new Error(`links in ${ns} did not settle within ${timeoutMs} ms: ${pending.join('; ')}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** Links whose operstate or IPv6 link-local address has yet to follow their flags, with why. */
+export async function unsettledLinks(ns: string): Promise<string[]> {
+  const [links, addrs, localRoutes] = await Promise.all([
+    ipJson<IpLink[]>(ns, ['link', 'show']),
+    ipJson<{ ifname: string; addr_info: { local: string; tentative?: boolean }[] }[]>(ns, ['-6', 'address', 'show', 'scope', 'link']),
+    ipJson<{ dst: string; dev?: string }[]>(ns, ['-6', 'route', 'show', 'table', 'local', 'type', 'local']),
+  ]);
+  const pending: string[] = [];
+  for (const l of links) {
+    if (l.ifname === 'lo' || l.operstate === 'UNKNOWN') continue;
+    const carrier = l.flags.includes('UP') && l.flags.includes('LOWER_UP');
+    const operUp = l.operstate === 'UP' && !l.flags.includes('NO-CARRIER');
+    if (carrier !== operUp) {
+      pending.push(`${l.ifname} operstate ${l.operstate} with flags ${l.flags.join(',')}`);
+      continue;
+    }
+    // The kernel gives no link-local address below IPv6's minimum MTU.
+    if (!operUp || l.mtu < 1280) continue;
+    const linkLocal = addrs.find((a) => a.ifname === l.ifname)?.addr_info.find((a) => a.local.startsWith('fe80:') && !a.tentative);
+    if (!linkLocal) pending.push(`${l.ifname} has no IPv6 link-local address yet`);
+    else if (!localRoutes.some((r) => r.dst === linkLocal.local && r.dev === l.ifname)) pending.push(`${l.ifname} has no local route for ${linkLocal.local} yet`);
+  }
+  return pending;
+}
+
+/** Watches `ns` for kernel events, from once earlier link changes have settled (see settle). */
 export async function monitor(ns: string): Promise<Monitor> {
   const child = spawn('ip', ['-n', ns, '-o', 'monitor', 'link', 'address', 'rule', 'route'], { stdio: ['ignore', 'pipe', 'pipe'] });
   const all: string[] = [];
@@ -288,6 +330,7 @@ export async function monitor(ns: string): Promise<Monitor> {
   };
   const isMarker = (l: string): boolean => /^(Deleted )?31\d{3}:\s+from 192\.0\.2\.254 lookup 31\d{3}/.test(l);
 
+  await settle(ns);
   const startIndex = (await marker()) + 1;
   const seen = (): string[] => all.slice(startIndex).filter((l) => !isMarker(l));
   let stopped: string[] | undefined;
