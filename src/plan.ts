@@ -86,9 +86,8 @@ const ipOf = (cidr: string) => cidr.split('/')[0]!;
 /** The kernel's identity of a route (table, destination; metric 0): `route replace` overwrites whatever holds it, whatever its type. */
 const routeKey = (route: { table: number; dst: string }) => `${route.table} ${route.dst}`;
 const routeText = (route: Route | KernelRoute) =>
-  [routeKey(route), route.type, route.dev, route.gateway, route.prefsrc, route.scope, route.onlink].join(' ');
-const ruleText = (rule: Rule) =>
-  [rule.priority, rule.src ?? 'all', rule.table, rule.suppressPrefixLength ?? '-'].join(' ');
+  `${route.table} ${route.dst} ${route.type} ${route.dev} ${route.gateway} ${route.prefsrc} ${route.scope} ${route.onlink}`;
+const ruleText = (rule: Rule) => `${rule.priority} ${rule.src ?? 'all'} ${rule.table} ${rule.suppressPrefixLength ?? '-'}`;
 
 /** The link that carries `mac`: the first one without a master (bond/bridge ports and VFs never count). */
 const linkOf = (kernel: KernelState, mac: string | undefined) =>
@@ -191,7 +190,12 @@ function desiredRules(nic: ManagedInterface, kernel: KernelState, config: Config
 /** Removes from `existing` one entry equal to each desired one; what is left over is surplus. */
 function multisetDifference<T>(desired: T[], existing: T[], text: (item: T) => string) {
   const remaining = new Map<string, T[]>();
-  for (const item of existing) remaining.set(text(item), [...(remaining.get(text(item)) ?? []), item]);
+  for (const item of existing) {
+    const key = text(item);
+    const same = remaining.get(key);
+    if (same) same.push(item);
+    else remaining.set(key, [item]);
+  }
   const missing: T[] = [];
   for (const item of desired) {
     const matches = remaining.get(text(item));
@@ -288,6 +292,7 @@ export function plan(metadata: InstanceMetadata, kernel: KernelState, config: Co
       changes.push({ kind: 'address-add', mac: nic.metadata.mac, address: { dev, cidr, noprefixroute: !primary } });
     });
   }
+  const kernelAddresses = new Set(kernel.addresses.map((a) => `${a.ifindex} ${a.address}/${a.prefixLength}`));
   for (const [mac, owned] of Object.entries(state.owned)) {
     if (frozenMacs.has(mac)) continue;
     const link = kernel.links.find((candidate) => candidate.mac === mac && candidate.master === undefined);
@@ -295,10 +300,7 @@ export function plan(metadata: InstanceMetadata, kernel: KernelState, config: Co
     const wanted = new Set(managed.find((nic) => nic.metadata.mac === mac)?.metadata.addresses ?? []);
     for (const cidr of owned.addresses) {
       const [address, prefix] = cidr.split('/');
-      const onLink = kernel.addresses.some(
-        (a) => a.ifindex === link.index && a.address === address && String(a.prefixLength) === prefix,
-      );
-      if (!onLink || wanted.has(address!)) continue;
+      if (!kernelAddresses.has(`${link.index} ${cidr}`) || wanted.has(address!)) continue;
       // With promote_secondaries off (the kernel's default), deleting an address also deletes every
       // other address of its subnet and prefix on the link: ours that stay, or someone else's.
       const prefixLength = Number(prefix);
