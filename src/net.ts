@@ -89,3 +89,34 @@ export function parseIPv4Range(text: string): string | undefined {
   const cidr = parseIPv4Cidr(text.includes('/') ? text : `${text}/32`);
   return cidr ? cidrText(cidr) : undefined;
 }
+
+/** Whether two CIDRs share any address. */
+export function cidrsOverlap(a: Cidr, b: Cidr): boolean {
+  const prefixLength = Math.min(a.prefixLength, b.prefixLength);
+  return networkOf(a.network, prefixLength) === networkOf(b.network, prefixLength);
+}
+
+/**
+ * Ranges no cloud assigns to a VM's interface: "this network", loopback, link-local (where the
+ * metadata service itself lives), multicast, and the reserved block with the broadcast address.
+ * Holding one of them as an address or a local route would cut the machine off.
+ */
+const NEVER_ASSIGNED: { cidr: Cidr; what: string }[] = [
+  { cidr: { network: '0.0.0.0', prefixLength: 8 }, what: '"this network"' },
+  { cidr: { network: '127.0.0.0', prefixLength: 8 }, what: 'loopback' },
+  { cidr: { network: '169.254.0.0', prefixLength: 16 }, what: 'link-local (the metadata service)' },
+  { cidr: { network: '224.0.0.0', prefixLength: 4 }, what: 'multicast' },
+  { cidr: { network: '240.0.0.0', prefixLength: 4 }, what: 'reserved or broadcast' },
+];
+
+/** Why `cidr` can never be an interface's address or local range, or undefined when it can. */
+export function neverAssignedReason(cidr: Cidr): string | undefined {
+  return NEVER_ASSIGNED.find((range) => cidrsOverlap(range.cidr, cidr))?.what;
+}
+
+/** Whether `ip` is a host of `cidr`: inside it, and neither its network nor its broadcast address. */
+export function isHostOf(cidr: Cidr, ip: string): boolean {
+  if (!cidrContains(cidr, ip)) return false;
+  const offset = toInt(ip) - toInt(cidr.network);
+  return offset > 0 && offset < 2 ** (32 - cidr.prefixLength) - 1;
+}

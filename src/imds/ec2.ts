@@ -4,7 +4,7 @@ import type { InstanceMetadata, InterfaceMetadata, ProviderDocuments, RejectedIn
 import { isPlausibleSubnet, normalizeMac, parseIPv4, parseIPv4Cidr } from '../net.js';
 import { ImdsError, mapBounded, requestWithRetry, type RetryPolicy, type Transport } from './http.js';
 import type { MetadataClient } from './provider.js';
-import { rejectDuplicateMacs, subnetInterface } from './validate.js';
+import { checkInterfaces, subnetInterface } from './validate.js';
 
 const TOKEN_TTL_SECONDS = 21600;
 /** Renew the token this long before it expires, so that no request races the expiry. */
@@ -232,7 +232,7 @@ export function parseNics(nics: RawNic[], topMac: string) {
     if (typeof result === 'string') rejected.push({ mac: nic.mac, reason: result });
     else interfaces.push(result);
   }
-  interfaces = rejectDuplicateMacs(interfaces, rejected);
+  interfaces = checkInterfaces(interfaces, rejected);
   const holdBack = (nic: InterfaceMetadata, reason: string) => {
     interfaces.splice(interfaces.indexOf(nic), 1);
     rejected.push({ mac: nic.mac, reason });

@@ -1,17 +1,62 @@
 // Validation shared by the providers: bodies are parsed here, at the edge, with a one-line
 // reason for anything that is not what the service should have sent.
 import type { InterfaceMetadata, RejectedInterface } from '../model.js';
-import { cidrContains, firstHost, type Cidr } from '../net.js';
+import { cidrContains, cidrText, firstHost, isHostOf, neverAssignedReason, parseIPv4Cidr, SUBNET_PREFIX_RANGE, type Cidr } from '../net.js';
 import { ImdsError } from './http.js';
 
-/** Two entries with one MAC cannot both be right: neither is applied. */
-export function rejectDuplicateMacs(interfaces: InterfaceMetadata[], rejected: RejectedInterface[]): InterfaceMetadata[] {
-  const count = new Map<string, number>();
-  for (const nic of interfaces) count.set(nic.mac, (count.get(nic.mac) ?? 0) + 1);
-  for (const [mac, times] of count) {
+/**
+ * The main table's suppress rule sits at RouteTableBase + 9999: an interface with a larger NIC
+ * key would get rules after it (SPEC §5).
+ */
+const MAX_NIC_KEY = 9998;
+
+/** Why applying `nic` could cut the machine off although every field parsed, or undefined. */
+function unsafeReason(nic: InterfaceMetadata): string | undefined {
+  if (nic.key > MAX_NIC_KEY) return `NIC key ${nic.key} is above ${MAX_NIC_KEY}`;
+  for (const address of nic.addresses) {
+    const reserved = neverAssignedReason({ network: address, prefixLength: 32 });
+    if (reserved) return `address ${address} is ${reserved}, never an interface's`;
+    if (address === nic.gateway) return `address ${address} is the gateway`;
+  }
+  if (!isHostOf(nic.subnet, nic.addresses[0]!)) return `primary address ${nic.addresses[0]} is not a host of subnet ${cidrText(nic.subnet)}`;
+  if (!isHostOf(nic.subnet, nic.gateway)) return `gateway ${nic.gateway} is not a host of subnet ${cidrText(nic.subnet)}`;
+  for (const text of nic.localRoutes) {
+    const range = parseIPv4Cidr(text)!;
+    if (range.prefixLength < SUBNET_PREFIX_RANGE[0]) return `local range ${text} is wider than /${SUBNET_PREFIX_RANGE[0]}`;
+    const reserved = neverAssignedReason(range);
+    if (reserved) return `local range ${text} overlaps ${reserved}`;
+    if (cidrContains(range, nic.gateway)) return `local range ${text} contains the gateway ${nic.gateway}`;
+  }
+  return undefined;
+}
+
+/**
+ * Checks that go beyond one field: addresses and ranges that would cut the machine off, and
+ * entries that contradict each other. Two entries with one MAC, or one address, cannot both be
+ * right: neither is applied. Rejected interfaces are left exactly as they are.
+ */
+export function checkInterfaces(interfaces: InterfaceMetadata[], rejected: RejectedInterface[]): InterfaceMetadata[] {
+  const reasons = new Map<InterfaceMetadata, string>();
+  for (const nic of interfaces) {
+    const reason = unsafeReason(nic);
+    if (reason) reasons.set(nic, reason);
+  }
+  const macCount = new Map<string, number>();
+  for (const nic of interfaces) macCount.set(nic.mac, (macCount.get(nic.mac) ?? 0) + 1);
+  for (const [mac, times] of macCount) {
     if (times > 1) rejected.push({ mac, ambiguous: true, reason: `MAC listed ${times} times in the metadata` });
   }
-  return interfaces.filter((nic) => count.get(nic.mac) === 1);
+  for (const nic of interfaces) {
+    for (const other of interfaces) {
+      if (other === nic || reasons.has(nic)) continue;
+      const shared = nic.addresses.find((address) => other.addresses.includes(address));
+      if (shared) reasons.set(nic, `address ${shared} is also listed for interface ${other.mac}`);
+      const covering = nic.localRoutes.find((text) => cidrContains(parseIPv4Cidr(text)!, other.gateway));
+      if (covering) reasons.set(nic, `local range ${covering} contains the gateway of interface ${other.mac}`);
+    }
+  }
+  for (const [nic, reason] of reasons) if (macCount.get(nic.mac) === 1) rejected.push({ mac: nic.mac, reason });
+  return interfaces.filter((nic) => macCount.get(nic.mac) === 1 && !reasons.has(nic));
 }
 
 /** Parses a JSON document body, with a one-line reason when it is not one. */
@@ -49,7 +94,7 @@ export function parseInterfaceList(
     if ('reason' in result) rejected.push(result);
     else parsed.push(result);
   });
-  const interfaces = rejectDuplicateMacs(parsed, rejected);
+  const interfaces = checkInterfaces(parsed, rejected);
   if (interfaces.length === 0) {
     throw new ImdsError(`${what} has no usable network interface: ${rejected.map((r) => r.reason).join('; ') || 'the list is empty'}`);
   }
