@@ -82,7 +82,6 @@ const ORDER: Change['kind'][] = [
   'address-del',
 ];
 
-const ipOf = (cidr: string) => cidr.split('/')[0]!;
 /** The kernel's identity of a route (table, destination; metric 0): `route replace` overwrites whatever holds it, whatever its type. */
 const routeKey = (route: { table: number; dst: string }) => `${route.table} ${route.dst}`;
 const routeText = (route: Route | KernelRoute) =>
@@ -93,15 +92,21 @@ const ruleText = (rule: Rule) => `${rule.priority} ${rule.src ?? 'all'} ${rule.t
 const linkOf = (kernel: KernelState, mac: string | undefined) =>
   mac === undefined ? undefined : kernel.links.find((link) => link.mac === mac && link.master === undefined);
 
+/** Whether state.json records `cidr` on the link with index `ifindex` as ours. */
+function ownedBy(state: StateFile, kernel: KernelState, ifindex: number, cidr: string): boolean {
+  const mac = kernel.links.find((link) => link.index === ifindex)?.mac;
+  return mac !== undefined && (state.owned[mac]?.addresses.includes(cidr) ?? false);
+}
+
 /** The main table's rule comes at 32766: a rule of ours after it would never be reached. */
 const LAST_USABLE_PRIORITY = 32765;
 
 /** Matches metadata interfaces to kernel links and sets aside the ones that must not be touched. */
-function matchInterfaces(metadata: InstanceMetadata, kernel: KernelState, config: Config, notices: string[]) {
+function matchInterfaces(metadata: InstanceMetadata, kernel: KernelState, config: Config, state: StateFile, notices: string[]) {
   const managed: Omit<ManagedInterface, 'policyRouted'>[] = [];
   /** MACs whose configuration must stay exactly as it is (Unmanaged; the planner adds the uncertain ones). */
   const frozenMacs = new Set<string>();
-  for (const nic of metadata.interfaces) {
+  for (let nic of metadata.interfaces) {
     const link = linkOf(kernel, nic.mac);
     if (!link) {
       notices.push(`metadata interface ${nic.mac} has no network link on this machine; skipped`);
@@ -116,6 +121,22 @@ function matchInterfaces(metadata: InstanceMetadata, kernel: KernelState, config
       frozenMacs.add(nic.mac);
       continue;
     }
+    // An address another link already holds (and not as ours) is that link's: adding it here,
+    // with rules, would send its replies out of the wrong interface. It is left out.
+    const onThisLink = new Set(kernel.addresses.filter((a) => a.ifindex === link.index).map((a) => a.address));
+    const heldElsewhere = new Map(
+      kernel.addresses
+        .filter((a) => a.ifindex !== link.index && a.scope === SCOPE_GLOBAL && !onThisLink.has(a.address) && !ownedBy(state, kernel, a.ifindex, `${a.address}/${a.prefixLength}`))
+        .map((a) => [a.address, kernel.links.find((candidate) => candidate.index === a.ifindex)?.name ?? `link ${a.ifindex}`]),
+    );
+    const taken = nic.addresses.filter((address) => heldElsewhere.has(address));
+    for (const address of taken) notices.push(`${address} of ${link.name} (${nic.mac}) is already on ${heldElsewhere.get(address)}; not configured on ${link.name}`);
+    if (taken.includes(nic.addresses[0]!)) {
+      notices.push(`${link.name} (${nic.mac}) cannot be configured without its primary address; left as it is`);
+      frozenMacs.add(nic.mac);
+      continue;
+    }
+    if (taken.length > 0) nic = { ...nic, addresses: nic.addresses.filter((address) => !taken.includes(address)) };
     managed.push({ metadata: nic, link, table: config.routeTableBase + nic.key });
   }
   // An Unmanaged link freezes its MAC only if it is the link that MAC would configure: a VLAN or VF
@@ -224,18 +245,34 @@ function sortLikeAdditions(rules: Rule[]): Rule[] {
 
 export function plan(metadata: InstanceMetadata, kernel: KernelState, config: Config, state: StateFile): Plan {
   const notices: string[] = [];
-  const matched = matchInterfaces(metadata, kernel, config, notices);
+  const matched = matchInterfaces(metadata, kernel, config, state, notices);
   const { frozenMacs } = matched;
   // Interfaces whose metadata was unreadable this time. An entry rejected without a readable
   // MAC could be any interface: then every interface absent from the metadata is uncertain.
   const uncertainMacs = new Set(metadata.rejected.flatMap((entry) => (entry.mac ? [entry.mac] : [])));
   const anonymousRejection = metadata.rejected.some((entry) => !entry.mac || entry.ambiguous);
   const metadataMacs = new Set(metadata.interfaces.map((nic) => nic.mac));
-  if (anonymousRejection) {
-    // Known from state.json, or from the proto 149 routes on its link when that record is lost.
-    const configured = kernel.routes.flatMap((route) => (route.protocol === CLOUD_NETWORK_PROTO && route.dev ? [route.dev] : []));
-    const linkMacs = kernel.links.flatMap((link) => (link.mac && configured.includes(link.name) ? [link.mac] : []));
-    for (const mac of [...Object.keys(state.owned), ...linkMacs]) if (!metadataMacs.has(mac)) uncertainMacs.add(mac);
+  // Interfaces configured before: known from state.json, or from the proto 149 routes on their
+  // links when that record is lost.
+  const configuredDevs = new Set(kernel.routes.flatMap((route) => (route.protocol === CLOUD_NETWORK_PROTO && route.dev ? [route.dev] : [])));
+  const configuredMacs = new Set([
+    ...Object.keys(state.owned),
+    ...kernel.links.flatMap((link) => (link.mac && configuredDevs.has(link.name) ? [link.mac] : [])),
+  ]);
+  for (const mac of configuredMacs) {
+    if (metadataMacs.has(mac) || uncertainMacs.has(mac)) continue;
+    if (anonymousRejection) {
+      uncertainMacs.add(mac);
+      continue;
+    }
+    // A detached interface takes its link with it. One whose link is still here but that the
+    // metadata no longer lists is more likely a bad answer (a document without its first NIC)
+    // than a change, and that interface may be the way in.
+    const link = linkOf(kernel, mac);
+    if (link) {
+      notices.push(`${link.name} (${mac}) was configured by cloud-network but is missing from the metadata while its link is still here; left as it is`);
+      uncertainMacs.add(mac);
+    }
   }
   // Held-back interfaces still count for PolicyRouting = "auto": one unreadable entry must not
   // switch policy routing off for the others.
@@ -301,16 +338,11 @@ export function plan(metadata: InstanceMetadata, kernel: KernelState, config: Co
     for (const cidr of owned.addresses) {
       const [address, prefix] = cidr.split('/');
       if (!kernelAddresses.has(`${link.index} ${cidr}`) || wanted.has(address!)) continue;
-      // With promote_secondaries off (the kernel's default), deleting an address also deletes every
-      // other address of its subnet and prefix on the link: ours that stay, or someone else's.
-      const prefixLength = Number(prefix);
-      const network = networkOf(address!, prefixLength);
-      const takesAlong = [
-        ...kernel.addresses.filter((a) => a.ifindex === link.index && a.address !== address && a.prefixLength === prefixLength).map((a) => a.address),
-        ...changes.flatMap((change) => (change.kind === 'address-add' && change.address.dev === link.name && change.address.cidr.endsWith(`/${prefix}`) ? [ipOf(change.address.cidr)] : [])),
-      ].filter((other) => prefixLength < 32 && networkOf(other, prefixLength) === network);
-      if (takesAlong.length > 0) {
-        notices.push(`${cidr} on ${link.name} left the metadata but is kept: deleting it would also delete ${takesAlong.join(', ')}`);
+      // Secondaries are added as /32: a longer-lived prefix is a primary (recorded by an older
+      // version), the way into the machine on the first interface. With promote_secondaries off
+      // its deletion would also take every other address of its subnet along.
+      if (Number(prefix) < 32) {
+        notices.push(`${cidr} on ${link.name} left the metadata but is kept: a primary address is never deleted`);
         continue;
       }
       changes.push({ kind: 'address-del', mac, address: { dev: link.name, cidr, noprefixroute: false } });
@@ -340,15 +372,17 @@ export function plan(metadata: InstanceMetadata, kernel: KernelState, config: Co
 
   // Rules.
   const wantedRules: Rule[] = policyRouted.flatMap((nic) => desiredRules(nic, kernel, config));
-  if (policyRouted.length > 0) {
-    wantedRules.push({ priority: config.routeTableBase + 9999, table: TABLE_MAIN, suppressPrefixLength: 0 });
-  }
   const existingOurRules: Rule[] = kernel.rules.flatMap(({ priority, src, table, suppressPrefixLength, protocol, hasOtherSelectors }) =>
     protocol === CLOUD_NETWORK_PROTO && !hasOtherSelectors && table !== undefined ? [{ priority, src, table, suppressPrefixLength }] : [],
   );
+  if (policyRouted.length > 0) {
+    wantedRules.push({ priority: config.routeTableBase + 9999, table: TABLE_MAIN, suppressPrefixLength: 0 });
+  }
+  // The main table's rule also serves the rules of held-back interfaces: while they stay, so does it.
+  const keepMainRule = existingOurRules.some((rule) => frozenTables.has(rule.table));
   const ruleDiff = multisetDifference(wantedRules, existingOurRules, ruleText);
   for (const rule of ruleDiff.missing) changes.push({ kind: 'rule-add', rule });
-  for (const rule of sortLikeAdditions(ruleDiff.surplus.filter((rule) => !frozenTables.has(rule.table)))) {
+  for (const rule of sortLikeAdditions(ruleDiff.surplus.filter((rule) => !frozenTables.has(rule.table) && !(keepMainRule && rule.table === TABLE_MAIN)))) {
     changes.push({ kind: 'rule-del', rule });
   }
 

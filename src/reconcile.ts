@@ -20,11 +20,16 @@ export interface ReconcileResult {
   applied: AppliedCounts;
 }
 
-/** Owned addresses once `changes` are made. Written before the apply, so that a crash in the middle loses no ownership. */
+/**
+ * Owned addresses once `changes` are made. Written before the apply, so that a crash in the
+ * middle loses no ownership. An interface's primary address is put back when it goes missing but
+ * never becomes ours: on the first interface it is DHCP's, the way into the machine, and a bad
+ * metadata answer that leaves it out must not be able to delete it.
+ */
 function withAdditions(owned: StateFile['owned'], changes: Change[]): StateFile['owned'] {
   const result = structuredClone(owned);
   for (const change of changes) {
-    if (change.kind !== 'address-add') continue;
+    if (change.kind !== 'address-add' || !change.address.noprefixroute) continue;
     const entry = (result[change.mac] ??= { addresses: [] });
     if (!entry.addresses.includes(change.address.cidr)) entry.addresses.push(change.address.cidr);
   }
