@@ -231,7 +231,12 @@ export function configPathFrom(flag: string | undefined, env: NodeJS.ProcessEnv)
 
 /** A shell-style glob (*, ?, [...]) as an anchored regular expression; undefined when malformed. */
 function globToRegExp(glob: string): RegExp | undefined {
-  const pattern = glob.replace(/[.+^${}()|\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  const pattern = glob
+    .replace(/[.+^${}()|\\]/g, '\\$&')
+    .replace(/\*/g, '.*')
+    .replace(/\?/g, '.')
+    // The shell's negated class [!...] is a regular expression's [^...].
+    .replace(/\[!/g, '[^');
   try {
     return new RegExp(`^${pattern}$`);
   } catch {

@@ -4,7 +4,7 @@
 import type { Server } from 'node:http';
 import { createApi, isLoopbackHost, listen, statusDocument } from './api.js';
 import type { LoadedConfig } from './config.js';
-import { ConfigError, loadConfig, configPathFrom } from './config.js';
+import { ConfigError, loadConfig, configPathFrom, matchesAny } from './config.js';
 import { EXIT, ExitError, liveSource } from './context.js';
 import { acquireLock } from './lock.js';
 import { setLogLevel, type Logger } from './log.js';
@@ -169,7 +169,9 @@ export async function runDaemon(options: DaemonOptions, loaded: LoadedConfig, lo
     const managedNames = new Set((lastPlan?.managed ?? []).map((nic) => nic.link.name));
     if (event.kind === 'link') {
       const appeared = !event.deleted && !event.hasMaster && !knownLinks.has(event.name);
-      if (appeared && event.mac && !knownMacs().has(event.mac) && !givenUp.has(event.mac) && !hotplug.has(event.mac)) {
+      // An Unmanaged name (docker*, veth*) is never configured: its arrival is no reason to ask the metadata service.
+      const unmanaged = matchesAny(event.name, config.unmanaged);
+      if (appeared && !unmanaged && event.mac && !knownMacs().has(event.mac) && !givenUp.has(event.mac) && !hotplug.has(event.mac)) {
         log.info(`new interface ${event.name} (${event.mac}): reading the metadata`);
         hotplug.set(event.mac, Date.now());
         return request({ metadata: true }, DEBOUNCE_MS);

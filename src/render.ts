@@ -11,7 +11,8 @@ function routeArgs(route: Route): string {
   const dst = route.dst === '0.0.0.0/0' ? 'default' : route.dst.endsWith('/32') ? route.dst.slice(0, -3) : route.dst;
   const words = [route.type === RTN_LOCAL ? `local ${dst}` : dst];
   if (route.gateway) words.push(`via ${route.gateway}`);
-  words.push(`dev ${route.dev}`);
+  // A proto 149 route without a device (blackhole, unreachable) is deleted by table and destination.
+  if (route.dev) words.push(`dev ${route.dev}`);
   // Local routes get scope host from the kernel by default; only link scope needs saying.
   if (route.scope === SCOPE_LINK) words.push(`scope ${SCOPE_NAMES[route.scope]}`);
   if (route.prefsrc) words.push(`src ${route.prefsrc}`);
