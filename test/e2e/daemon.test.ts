@@ -118,6 +118,16 @@ describe('daemon', () => {
     expect(paths.filter((path) => path.endsWith('/instance-id') || path.includes('/dynamic/'))).toEqual([]);
   });
 
+  test('a new link with an Unmanaged name is no reason to read the metadata', async () => {
+    const w = await world('ec2/three-enis', '[System]\nRefreshTimer = "1h"\n[Network]\nUnmanaged = "docker*"\n');
+    const daemon = await startedDaemon(w);
+    await w.ip(['link', 'add', 'docker0', 'type', 'bridge']);
+    // Kernel events arrive in order: once the second link's read is seen, the first was handled.
+    await w.ip(['link', 'add', 'br-test', 'type', 'bridge']);
+    await expect.poll(() => daemon.output(), { timeout: 5_000 }).toMatch(/new interface br-test .*: reading the metadata/);
+    expect(daemon.output()).not.toMatch(/new interface docker0/);
+  });
+
   test('brings a managed link that was set down back up without asking the metadata service', async () => {
     const w = await world('azure/three-nics', '[System]\nRefreshTimer = "1h"\n');
     await startedDaemon(w);
