@@ -36,6 +36,7 @@ export const DEFAULT_CONFIG: Config = {
 };
 
 export interface ConfigProblem {
+  /** An error is a bad value: at start its key falls back to the default; a reload refuses the file. */
   severity: 'warning' | 'error';
   message: string;
 }
@@ -171,7 +172,7 @@ export function buildConfig(document: Record<string, unknown>, env: NodeJS.Proce
   const problems: ConfigProblem[] = [];
   const apply = (where: string, parser: KeyParser, value: unknown) => {
     const error = parser(value, config);
-    if (error) problems.push({ severity: 'error', message: `${where} ${error}; using the default` });
+    if (error) problems.push({ severity: 'error', message: `${where} ${error}` });
   };
   for (const [sectionName, section] of Object.entries(document)) {
     const parsers = SECTIONS[sectionName];

@@ -256,16 +256,17 @@ export async function runDaemon(options: DaemonOptions, loaded: LoadedConfig, lo
     const { path, explicit } = configPathFrom(options.configFlag, process.env);
     try {
       const reloaded = loadConfig(path, explicit, process.env);
-      for (const problem of reloaded.problems) log.warn(`config: ${problem.message}`);
       // At start a bad value falls back to its default; on a reload that could suddenly manage an
       // interface the admin had excluded, so a file with errors is not applied at all.
-      if (reloaded.problems.some((problem) => problem.severity === 'error')) {
-        log.error('SIGHUP: the config file has invalid values; keeping the current configuration');
+      const errors = reloaded.problems.filter((problem) => problem.severity === 'error');
+      if (errors.length > 0) {
+        log.error(`SIGHUP: the config file has invalid values (${errors.map((problem) => problem.message).join('; ')}); keeping the current configuration`);
         return;
       }
+      for (const problem of reloaded.problems) log.warn(`config: ${problem.message}`);
       config = reloaded.config;
       setLogLevel(log, config.logLevel);
-      log.info('SIGHUP: configuration reloaded');
+      log.info('SIGHUP: configuration reloaded (LogFormat and the API address take effect at the next restart)');
       scheduleRefresh();
       request({ metadata: true, documents: true }, 0);
     } catch (error) {

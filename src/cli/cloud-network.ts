@@ -27,7 +27,7 @@ type Options = { once?: boolean; dryRun?: boolean; fixture?: string; config?: st
 
 function reportProblems(loaded: LoadedConfig, log: Logger): void {
   for (const problem of loaded.problems) {
-    if (problem.severity === 'error') log.error(`config: ${problem.message}`);
+    if (problem.severity === 'error') log.error(`config: ${problem.message}; using the default`);
     else log.warn(`config: ${problem.message}`);
   }
 }

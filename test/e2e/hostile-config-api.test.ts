@@ -346,8 +346,10 @@ describe.concurrent('hostile configuration (--once and daemon)', () => {
       expect(await world.mock.log(seq), 'a refused reload asks IMDS nothing').toEqual([]);
       // A bad value on reload would fall back to a default: excluding nothing, here. Not applied.
       world.writeConfig('[Network]\nUnmanaged = "eth["\n');
+      const refusedAt = daemon.output().length;
       daemon.child.kill('SIGHUP');
-      await daemon.waitForOutput(/error: SIGHUP: the config file has invalid values; keeping the current configuration/);
+      await daemon.waitForOutput(/error: SIGHUP: the config file has invalid values \(Network\.Unmanaged [^\n]+\); keeping the current configuration/);
+      expect(said(daemon.output().slice(refusedAt)), 'one line, and no "using the default"').toHaveLength(1);
       expect(await world.mock.log(seq), 'a refused reload asks IMDS nothing').toEqual([]);
       world.writeConfig('');
       daemon.child.kill('SIGHUP');
