@@ -66,8 +66,13 @@ export class KernelMonitor {
       if (this.stopped) return;
       // A monitor that ran for a while earns a quick restart; one that keeps dying backs off.
       this.restartDelay = Date.now() - startedAt > RESTART_MAX_MS ? RESTART_MIN_MS : Math.min(this.restartDelay * 2, RESTART_MAX_MS);
-      this.onProblem(`ip monitor exited (${signal ?? `code ${code}`}); restarting in ${this.restartDelay} ms`);
-      this.restartTimer = setTimeout(() => this.start(), this.restartDelay);
+      // Said when the restart happens: a stop signal sent to the whole process group reaches the
+      // monitor first, and the daemon's own stop then cancels the restart without a false alarm.
+      const delay = this.restartDelay;
+      this.restartTimer = setTimeout(() => {
+        this.onProblem(`ip monitor exited (${signal ?? `code ${code}`}); restarted after ${delay} ms`);
+        this.start();
+      }, delay);
     });
   }
 

@@ -2,6 +2,7 @@
 // metadata changes, kernel events, hot-plug, outages, signals, a second instance, privileges.
 // Deadlines are the issue's (restore within 2 s, hot-plug within 5 s, GCP within 1 s).
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
 import { checkConfigured, checkForeign } from '../support/assertions.js';
@@ -126,6 +127,30 @@ describe('daemon', () => {
     await w.ip(['link', 'add', 'br-test', 'type', 'bridge']);
     await expect.poll(() => daemon.output(), { timeout: 5_000 }).toMatch(/new interface br-test .*: reading the metadata/);
     expect(daemon.output()).not.toMatch(/new interface docker0/);
+  });
+
+  test('restarts an ip monitor that dies and still repairs drift; a stop reaching the monitor first is no alarm', async () => {
+    const w = await world('ec2/three-enis', '[System]\nRefreshTimer = "1h"\n');
+    const daemon = await startedDaemon(w);
+    const monitorPid = () => {
+      // The daemon runs as root here (no cloud-network user): its children include the monitor.
+      const children = readFileSync(`/proc/${daemon.child.pid}/task/${daemon.child.pid}/children`, 'utf8').trim().split(/\s+/);
+      return children.find((pid) => pid !== '' && readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes('monitor'));
+    };
+    const first = monitorPid();
+    expect(first, 'an ip monitor child').toBeDefined();
+    process.kill(Number(first), 'SIGKILL');
+    await daemon.waitForOutput(/warning: ip monitor exited \(SIGKILL\); restarted after \d+ ms/, 5_000);
+    await expect.poll(monitorPid, { timeout: 5_000 }).not.toBe(first);
+    await w.mock.resetLog();
+    await w.ip(['rule', 'del', 'priority', '20001', 'from', w.nic(1).addresses[1]!, 'lookup', '10001']);
+    await converge(w, await w.mock.fixture(), 2_000);
+    expect(await w.mock.log()).toEqual([]);
+    // systemctl stop signals the whole group: the monitor may die before the daemon hears it.
+    const mark = daemon.output().length;
+    process.kill(Number(monitorPid()), 'SIGTERM');
+    expect(await daemon.stop('SIGTERM')).toBe(0);
+    expect(daemon.output().slice(mark)).not.toMatch(/ip monitor exited/);
   });
 
   test('brings a managed link that was set down back up without asking the metadata service', async () => {
