@@ -49,6 +49,8 @@ export async function runDaemon(options: DaemonOptions, loaded: LoadedConfig, lo
   let metadataError: string | undefined;
   let refreshCount = 0;
   let failureStreak = 0;
+  /** The last reconcile's error while reconciles keep failing with it. */
+  let reconcileError: string | undefined;
   let busySince: number | undefined;
   let stopping = false;
   const pending: Work = { metadata: true, documents: true, kernel: false };
@@ -105,9 +107,14 @@ export async function runDaemon(options: DaemonOptions, loaded: LoadedConfig, lo
       lastPlan = result.plan;
       knownLinks = new Set(result.kernel.links.map((link) => link.name));
       if (work.metadata && failureStreak === 0) recordDocuments(lastGood, result.plan, stateDir);
+      if (reconcileError !== undefined) log.info('reconcile works again');
+      reconcileError = undefined;
     } catch (error) {
-      log.error(`reconcile failed: ${(error as Error).message}`);
-      recordFailure(stateDir, (error as Error).message);
+      const message = (error as Error).message;
+      // Once per distinct failure: a missing capability would otherwise repeat at every refresh.
+      if (message !== reconcileError) log.error(`reconcile failed: ${message}`);
+      reconcileError = message;
+      recordFailure(stateDir, message);
     }
     checkHotplug();
   }
