@@ -209,7 +209,7 @@ export function loadConfig(path: string, explicit: boolean, env: NodeJS.ProcessE
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' && !explicit) return buildConfig({}, env);
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : (error as Error).message;
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'it is a directory' : (error as Error).message;
     throw new ConfigError(`cannot read config ${path}: ${why}`);
   }
   let document: Record<string, unknown>;

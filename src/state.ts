@@ -39,9 +39,18 @@ export function stateDirFrom(env: NodeJS.ProcessEnv): string {
   return env.CLOUD_NETWORK_STATE_DIR || DEFAULT_STATE_DIR;
 }
 
+/** The state directory cannot be created or given its mode. */
+export class StateDirError extends Error {}
+
 export function prepareStateDir(dir: string): void {
-  mkdirSync(dir, { recursive: true, mode: DIR_MODE });
-  chmodSync(dir, DIR_MODE);
+  try {
+    mkdirSync(dir, { recursive: true, mode: DIR_MODE });
+    chmodSync(dir, DIR_MODE);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const why = code === 'EPERM' || code === 'EACCES' ? 'it belongs to another user or is not writable' : code === 'ENOTDIR' || code === 'EEXIST' ? 'a file is in the way' : (error as Error).message;
+    throw new StateDirError(`cannot prepare the state directory ${dir}: ${why}; run as root, or set CLOUD_NETWORK_STATE_DIR to a directory of your own`);
+  }
 }
 
 export function writeAtomic(path: string, content: string): void {

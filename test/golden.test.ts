@@ -1,7 +1,7 @@
 // Golden tests: every recorded case under test/fixtures/<provider>/<case>/ must print exactly
 // its expected.batch. They run the real CLI, as an unprivileged user when the suite runs as
 // root, to prove that a dry run needs no privilege and no cloud.
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -45,9 +45,20 @@ describe('golden dry runs', () => {
   });
 
   it('refuses a fixture directory without metadata in one line with exit 2', async () => {
-    const result = await dryRun(mkdtempSync(join(tmpdir(), 'cn-empty-')));
+    const empty = mkdtempSync(join(tmpdir(), 'cn-empty-'));
+    chmodSync(empty, 0o755); // the dry run runs as nobody
+    const result = await dryRun(empty);
     expect(result.exitCode).toBe(2);
     expect(result.stderr.trim().split('\n')).toHaveLength(1);
-    expect(result.stderr).toMatch(/cannot use fixture .*metadata\.json/);
+    expect(result.stderr).toMatch(/cannot use fixture .*: it has no metadata\.json$/m);
+  });
+
+  it.each([
+    ['a missing directory', '/nonexistent/fixture', 'no such directory'],
+    ['a file', join(FIXTURES, 'README.md'), 'it is not a directory'],
+  ])('refuses %s as a fixture in plain words', async (_what, dir, why) => {
+    const result = await dryRun(dir);
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr.trim()).toBe(`error: cannot use fixture ${dir}: ${why}`);
   });
 });

@@ -10,7 +10,7 @@ import { plan, type Plan } from '../plan.js';
 import { runUnprivileged, shouldDropPrivileges } from '../privilege.js';
 import { planLive, reconcile, recordDocuments, recordFailure } from '../reconcile.js';
 import { renderScript } from '../render.js';
-import { prepareStateDir, stateDirFrom } from '../state.js';
+import { prepareStateDir, StateDirError, stateDirFrom } from '../state.js';
 import { VERSION } from '../version.js';
 import { printUsage } from './usage.js';
 
@@ -112,7 +112,7 @@ async function main(options: Options): Promise<number> {
       log.error(error.message);
       return error.exitCode;
     }
-    if (error instanceof ImdsError || error instanceof IpError || error instanceof LockedError) {
+    if (error instanceof ImdsError || error instanceof IpError || error instanceof LockedError || error instanceof StateDirError) {
       log.error(error.message);
       return EXIT.runtime;
     }

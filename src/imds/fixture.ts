@@ -1,6 +1,6 @@
 // A recorded metadata service for `--dry-run --fixture DIR`: answers from metadata.json the
 // way the real service would, so the providers run unchanged without any network.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PROVIDERS, type ProviderName } from '../model.js';
 import type { HttpRequest, HttpResponse, Transport } from './http.js';
@@ -18,7 +18,9 @@ export function readRecordedMetadata(dir: string): RecordedMetadata {
     parsed = JSON.parse(readFileSync(file, 'utf8')) as Partial<RecordedMetadata>;
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    throw new Error(code === 'ENOENT' ? 'it has no metadata.json' : `metadata.json: ${(error as Error).message.split('\n')[0]}`);
+    const why =
+      code === 'ENOENT' ? (existsSync(dir) ? 'it has no metadata.json' : 'no such directory') : code === 'ENOTDIR' ? 'it is not a directory' : code === 'EACCES' ? 'permission denied' : `metadata.json: ${(error as Error).message.split('\n')[0]}`;
+    throw new Error(why);
   }
   if (!PROVIDERS.includes(parsed.provider as ProviderName) || typeof parsed.paths !== 'object' || parsed.paths === null) {
     throw new Error('its metadata.json needs "provider" (ec2, azure or gcp) and "paths"');

@@ -278,11 +278,23 @@ describe.concurrent('hostile configuration (CLI)', () => {
     expect(said(r.stderr), describeRun(r)).toEqual([`error: cannot read config ${path}: permission denied`]);
   });
 
+  test('a state directory it cannot use (user nobody, under a directory of root): exit 1, one line, nothing changed', async ({ expect }) => {
+    const stateDir = join(tempDir(), 'state');
+    const config = configFile('');
+    const before = await world.snapshot();
+    const r = await runIn(world, NOBODY, ['--once'], { CLOUD_NETWORK_STATE_DIR: stateDir, CLOUD_NETWORK_CONFIG: config });
+    expect(r.exitCode, describeRun(r)).toBe(1);
+    expect(said(r.stderr), describeRun(r)).toEqual([
+      `error: cannot prepare the state directory ${stateDir}: it belongs to another user or is not writable; run as root, or set CLOUD_NETWORK_STATE_DIR to a directory of your own`,
+    ]);
+    expect(await world.snapshot()).toEqual(before);
+  });
+
   test('--check-config with a directory as the config file: exit 2, one line', async ({ expect }) => {
     const dir = tempDir();
     const r = await runCloudNetwork(world, ['--check-config'], { CLOUD_NETWORK_CONFIG: dir });
     expect(r.exitCode, describeRun(r)).toBe(2);
-    expect(said(r.stderr), describeRun(r)).toEqual([expect.stringMatching(new RegExp(`^error: cannot read config ${escape(dir)}: EISDIR`))]);
+    expect(said(r.stderr), describeRun(r)).toEqual([`error: cannot read config ${dir}: it is a directory`]);
   });
 
   test('--check-config with a missing explicit file: exit 2, one line', async ({ expect }) => {
