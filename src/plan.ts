@@ -92,10 +92,17 @@ const ruleText = (rule: Rule) => `${rule.priority} ${rule.src ?? 'all'} ${rule.t
 const linkOf = (kernel: KernelState, mac: string | undefined) =>
   mac === undefined ? undefined : kernel.links.find((link) => link.mac === mac && link.master === undefined);
 
-/** Whether state.json records `cidr` on the link with index `ifindex` as ours. */
-function ownedBy(state: StateFile, kernel: KernelState, ifindex: number, cidr: string): boolean {
-  const mac = kernel.links.find((link) => link.index === ifindex)?.mac;
-  return mac !== undefined && (state.owned[mac]?.addresses.includes(cidr) ?? false);
+/** The links holding each global address that state.json does not record as ours. */
+function foreignAddressHolders(kernel: KernelState, state: StateFile): Map<string, KernelLink[]> {
+  const links = new Map(kernel.links.map((link) => [link.index, link]));
+  const holders = new Map<string, KernelLink[]>();
+  for (const a of kernel.addresses) {
+    const link = links.get(a.ifindex);
+    const ours = link?.mac !== undefined && (state.owned[link.mac]?.addresses.includes(`${a.address}/${a.prefixLength}`) ?? false);
+    if (!link || a.scope !== SCOPE_GLOBAL || ours) continue;
+    holders.set(a.address, [...(holders.get(a.address) ?? []), link]);
+  }
+  return holders;
 }
 
 /** The main table's rule comes at 32766: a rule of ours after it would never be reached. */
@@ -106,6 +113,7 @@ function matchInterfaces(metadata: InstanceMetadata, kernel: KernelState, config
   const managed: Omit<ManagedInterface, 'policyRouted'>[] = [];
   /** MACs whose configuration must stay exactly as it is (Unmanaged; the planner adds the uncertain ones). */
   const frozenMacs = new Set<string>();
+  const foreignHolders = foreignAddressHolders(kernel, state);
   for (let nic of metadata.interfaces) {
     const link = linkOf(kernel, nic.mac);
     if (!link) {
@@ -124,13 +132,10 @@ function matchInterfaces(metadata: InstanceMetadata, kernel: KernelState, config
     // An address another link already holds (and not as ours) is that link's: adding it here,
     // with rules, would send its replies out of the wrong interface. It is left out.
     const onThisLink = new Set(kernel.addresses.filter((a) => a.ifindex === link.index).map((a) => a.address));
-    const heldElsewhere = new Map(
-      kernel.addresses
-        .filter((a) => a.ifindex !== link.index && a.scope === SCOPE_GLOBAL && !onThisLink.has(a.address) && !ownedBy(state, kernel, a.ifindex, `${a.address}/${a.prefixLength}`))
-        .map((a) => [a.address, kernel.links.find((candidate) => candidate.index === a.ifindex)?.name ?? `link ${a.ifindex}`]),
-    );
-    const taken = nic.addresses.filter((address) => heldElsewhere.has(address));
-    for (const address of taken) notices.push(`${address} of ${link.name} (${nic.mac}) is already on ${heldElsewhere.get(address)}; not configured on ${link.name}`);
+    const heldElsewhere = (address: string) =>
+      onThisLink.has(address) ? undefined : foreignHolders.get(address)?.find((holder) => holder.index !== link.index)?.name;
+    const taken = nic.addresses.filter((address) => heldElsewhere(address) !== undefined);
+    for (const address of taken) notices.push(`${address} of ${link.name} (${nic.mac}) is already on ${heldElsewhere(address)}; not configured on ${link.name}`);
     if (taken.includes(nic.addresses[0]!)) {
       notices.push(`${link.name} (${nic.mac}) cannot be configured without its primary address; left as it is`);
       frozenMacs.add(nic.mac);
