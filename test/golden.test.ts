@@ -1,7 +1,7 @@
 // Golden tests: every recorded case under test/fixtures/<provider>/<case>/ must print exactly
 // its expected.batch. They run the real CLI, as an unprivileged user when the suite runs as
 // root, to prove that a dry run needs no privilege and no cloud.
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -51,6 +51,17 @@ describe('golden dry runs', () => {
     expect(result.exitCode).toBe(2);
     expect(result.stderr.trim().split('\n')).toHaveLength(1);
     expect(result.stderr).toMatch(/cannot use fixture .*: it has no metadata\.json$/m);
+  });
+
+  it('logs its errors in the configured format too (LogFormat = "json")', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cn-json-'));
+    chmodSync(dir, 0o755); // the dry run runs as nobody
+    writeFileSync(join(dir, 'cloud-network.toml'), '[System]\nLogFormat = "json"\n', { mode: 0o644 });
+    const result = await dryRun('/nonexistent/fixture', { CLOUD_NETWORK_CONFIG: join(dir, 'cloud-network.toml') });
+    expect(result.exitCode).toBe(2);
+    const lines = result.stderr.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(JSON.parse(lines[0]!)).toMatchObject({ level: 'error', msg: 'cannot use fixture /nonexistent/fixture: no such directory' });
   });
 
   it.each([

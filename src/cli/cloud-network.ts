@@ -83,10 +83,9 @@ async function once(options: Options, loaded: LoadedConfig, log: Logger): Promis
 }
 
 async function main(options: Options): Promise<number> {
-  const log = createLogger();
+  let log = createLogger();
   try {
     const loaded = loadConfigOrExit(options.config, process.env);
-    const configured = createLogger(loaded.config.logLevel, loaded.config.logFormat);
     if (options.checkConfig) {
       if (options.provider) chooseProvider(options.provider, process.env);
       // Plain text whatever the file says about LogFormat: this output is for a person.
@@ -96,17 +95,19 @@ async function main(options: Options): Promise<number> {
       process.stdout.write(errors === 0 ? `${file}: OK\n` : `${file}: ${errors} invalid value(s)\n`);
       return errors === 0 ? EXIT.ok : EXIT.usage;
     }
-    reportProblems(loaded, configured);
-    if (options.dryRun) return await dryRun(options, loaded, configured);
+    // From here on every line, errors included, is in the configured format.
+    log = createLogger(loaded.config.logLevel, loaded.config.logFormat);
+    reportProblems(loaded, log);
+    if (options.dryRun) return await dryRun(options, loaded, log);
     chooseProvider(options.provider, process.env); // usage errors before anything else happens
     if (shouldDropPrivileges()) {
       prepareStateDir(stateDirFrom(process.env));
-      const exitCode = await runUnprivileged(stateDirFrom(process.env), configured);
+      const exitCode = await runUnprivileged(stateDirFrom(process.env), log);
       if (exitCode !== undefined) return exitCode;
     }
-    if (options.once) return await once(options, loaded, configured);
+    if (options.once) return await once(options, loaded, log);
     const { runDaemon } = await import('../daemon.js');
-    return await runDaemon({ configFlag: options.config, providerFlag: options.provider }, loaded, configured);
+    return await runDaemon({ configFlag: options.config, providerFlag: options.provider }, loaded, log);
   } catch (error) {
     if (error instanceof ExitError) {
       log.error(error.message);
