@@ -98,7 +98,8 @@ export function cidrsOverlap(a: Cidr, b: Cidr): boolean {
 
 /**
  * Ranges no cloud assigns to a VM's interface: "this network", loopback, link-local (where the
- * metadata service itself lives), multicast, and the reserved block with the broadcast address.
+ * metadata service itself lives), multicast, the reserved block with the broadcast address, and
+ * the public address through which every Azure VM reaches its platform services.
  * Holding one of them as an address or a local route would cut the machine off.
  */
 const NEVER_ASSIGNED: { cidr: Cidr; what: string }[] = [
@@ -107,6 +108,7 @@ const NEVER_ASSIGNED: { cidr: Cidr; what: string }[] = [
   { cidr: { network: '169.254.0.0', prefixLength: 16 }, what: 'link-local (the metadata service)' },
   { cidr: { network: '224.0.0.0', prefixLength: 4 }, what: 'multicast' },
   { cidr: { network: '240.0.0.0', prefixLength: 4 }, what: 'reserved or broadcast' },
+  { cidr: { network: '168.63.129.16', prefixLength: 32 }, what: "Azure's platform address (DHCP, DNS, agent)" },
 ];
 
 /** Why `cidr` can never be an interface's address or local range, or undefined when it can. */

@@ -51,6 +51,7 @@ export function checkInterfaces(interfaces: InterfaceMetadata[], rejected: Rejec
       if (other === nic || reasons.has(nic)) continue;
       const shared = nic.addresses.find((address) => other.addresses.includes(address));
       if (shared) reasons.set(nic, `address ${shared} is also listed for interface ${other.mac}`);
+      if (nic.addresses.includes(other.gateway)) reasons.set(nic, `address ${other.gateway} is the gateway of interface ${other.mac}`);
       const covering = nic.localRoutes.find((text) => cidrContains(parseIPv4Cidr(text)!, other.gateway));
       if (covering) reasons.set(nic, `local range ${covering} contains the gateway of interface ${other.mac}`);
     }
