@@ -92,14 +92,23 @@ const ruleText = (rule: Rule) => `${rule.priority} ${rule.src ?? 'all'} ${rule.t
 const linkOf = (kernel: KernelState, mac: string | undefined) =>
   mac === undefined ? undefined : kernel.links.find((link) => link.mac === mac && link.master === undefined);
 
-/** The links holding each global address that state.json does not record as ours. */
-function foreignAddressHolders(kernel: KernelState, state: StateFile): Map<string, KernelLink[]> {
+/**
+ * The links holding each global address that is not ours: not recorded as ours in state.json,
+ * and not a stale /32 copy on an interface whose metadata no longer lists it (an address moved
+ * between two of our interfaces after state.json was lost). Ports (VFs, bridge or bond members)
+ * are part of their master's interface and hold nothing of their own.
+ */
+function foreignAddressHolders(metadata: InstanceMetadata, kernel: KernelState, config: Config, state: StateFile): Map<string, KernelLink[]> {
   const links = new Map(kernel.links.map((link) => [link.index, link]));
+  const listed = new Map(metadata.interfaces.map((nic) => [nic.mac, new Set(nic.addresses)]));
   const holders = new Map<string, KernelLink[]>();
   for (const a of kernel.addresses) {
     const link = links.get(a.ifindex);
-    const ours = link?.mac !== undefined && (state.owned[link.mac]?.addresses.includes(`${a.address}/${a.prefixLength}`) ?? false);
-    if (!link || a.scope !== SCOPE_GLOBAL || ours) continue;
+    if (!link || link.master !== undefined || a.scope !== SCOPE_GLOBAL) continue;
+    const ours = link.mac !== undefined && (state.owned[link.mac]?.addresses.includes(`${a.address}/${a.prefixLength}`) ?? false);
+    const ownListing = link.mac === undefined ? undefined : listed.get(link.mac);
+    const stale = a.prefixLength === 32 && ownListing !== undefined && !ownListing.has(a.address) && !matchesAny(link.name, config.unmanaged);
+    if (ours || stale) continue;
     holders.set(a.address, [...(holders.get(a.address) ?? []), link]);
   }
   return holders;
@@ -113,7 +122,7 @@ function matchInterfaces(metadata: InstanceMetadata, kernel: KernelState, config
   const managed: Omit<ManagedInterface, 'policyRouted'>[] = [];
   /** MACs whose configuration must stay exactly as it is (Unmanaged; the planner adds the uncertain ones). */
   const frozenMacs = new Set<string>();
-  const foreignHolders = foreignAddressHolders(kernel, state);
+  const foreignHolders = foreignAddressHolders(metadata, kernel, config, state);
   for (let nic of metadata.interfaces) {
     const link = linkOf(kernel, nic.mac);
     if (!link) {
@@ -340,6 +349,10 @@ export function plan(metadata: InstanceMetadata, kernel: KernelState, config: Co
     const link = kernel.links.find((candidate) => candidate.mac === mac && candidate.master === undefined);
     if (!link) continue;
     const wanted = new Set(managed.find((nic) => nic.metadata.mac === mac)?.metadata.addresses ?? []);
+    // A link keeps at least one of the addresses it has now; new ones from this same answer do
+    // not count, as the answer may be wrong. (GCP's DHCP address is a /32, which an older
+    // state.json may still claim.)
+    let remaining = kernel.addresses.filter((a) => a.ifindex === link.index && a.scope === SCOPE_GLOBAL).length;
     for (const cidr of owned.addresses) {
       const [address, prefix] = cidr.split('/');
       if (!kernelAddresses.has(`${link.index} ${cidr}`) || wanted.has(address!)) continue;
@@ -350,6 +363,11 @@ export function plan(metadata: InstanceMetadata, kernel: KernelState, config: Co
         notices.push(`${cidr} on ${link.name} left the metadata but is kept: a primary address is never deleted`);
         continue;
       }
+      if (remaining <= 1) {
+        notices.push(`${cidr} on ${link.name} left the metadata but is kept: it is the link's last address`);
+        continue;
+      }
+      remaining--;
       changes.push({ kind: 'address-del', mac, address: { dev: link.name, cidr, noprefixroute: false } });
     }
   }

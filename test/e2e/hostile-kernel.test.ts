@@ -206,9 +206,12 @@ describe.concurrent('hostile kernel side (--once)', () => {
     const world = await vm();
     try {
       const [eth0, eth1, eth2] = [world.nic(0), world.nic(1), world.nic(2)];
-      const shared = eth1.addresses[1]!; // eth1's secondary, also put on eth0 by another tool
+      // eth1's secondary, also put on eth0 by another tool with its subnet's prefix (a /32 there
+      // that eth0's metadata does not list would be a stale copy of ours, which does not block).
+      const shared = eth1.addresses[1]!;
+      const sharedOnEth0 = `${shared}/${eth0.primaryPrefixLength}`;
       await world.ip(['address', 'add', `${eth0.gateway}/32`, 'dev', 'eth0']);
-      await world.ip(['address', 'add', `${shared}/32`, 'dev', 'eth0']);
+      await world.ip(['address', 'add', sharedOnEth0, 'dev', 'eth0']);
       const r = await runCloudNetwork(world, ['--once']);
       expect(r.exitCode, describeRun(r)).toBe(1);
 
@@ -232,7 +235,7 @@ describe.concurrent('hostile kernel side (--once)', () => {
       const want = expectedState(world.nics);
       const snap = await world.snapshot();
       expect(snap.addresses).toEqual(expect.arrayContaining(want.addresses.filter((address) => address !== `eth1 ${shared}/32 noprefixroute`)));
-      expect(snap.addresses).toContain(`eth0 ${shared}/32`);
+      expect(snap.addresses).toContain(`eth0 ${sharedOnEth0}`);
       expect(snap.addresses.filter((address) => address.startsWith(`eth1 ${shared}/`))).toEqual([]);
       const refusedRoutes = [eth0, eth1].flatMap((nic) => [
         `table ${BASE + nic.key} default via ${nic.gateway} dev ${nic.name} onlink proto 149`,
@@ -253,7 +256,7 @@ describe.concurrent('hostile kernel side (--once)', () => {
 
       // The faults end (the gateway address and eth0's copy go): the next run converges completely.
       await world.ip(['address', 'del', `${eth0.gateway}/32`, 'dev', 'eth0']);
-      await world.ip(['address', 'del', `${shared}/32`, 'dev', 'eth0']);
+      await world.ip(['address', 'del', sharedOnEth0, 'dev', 'eth0']);
       await runOk(world, expect);
       expect(await checkConfigured(world)).toEqual([]);
     } finally {
