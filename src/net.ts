@@ -52,8 +52,9 @@ export function prefixFromNetmask(mask: string): number | undefined {
   return ipaddr.IPv4.parse(ip).prefixLengthFromSubnetMask() ?? undefined;
 }
 
+/** `ip` is already a validated dotted quad (parsed at the edge): plain arithmetic, no re-parse. */
 function toInt(ip: string): number {
-  return ipaddr.IPv4.parse(ip).octets.reduce((acc, octet) => acc * 256 + octet, 0);
+  return ip.split('.').reduce((acc, octet) => acc * 256 + Number(octet), 0);
 }
 
 function fromInt(value: number): string {
@@ -90,10 +91,25 @@ export function parseIPv4Range(text: string): string | undefined {
   return cidr ? cidrText(cidr) : undefined;
 }
 
-/** Whether two CIDRs share any address. */
-export function cidrsOverlap(a: Cidr, b: Cidr): boolean {
-  const prefixLength = Math.min(a.prefixLength, b.prefixLength);
-  return networkOf(a.network, prefixLength) === networkOf(b.network, prefixLength);
+/** First and last address of a CIDR as numbers: range checks without string work (they run per alias range). */
+export interface Span {
+  first: number;
+  last: number;
+}
+
+export function spanOf(cidr: Cidr): Span {
+  const first = toInt(cidr.network);
+  return { first, last: first + 2 ** (32 - cidr.prefixLength) - 1 };
+}
+
+/** An IPv4 address as a number, for comparisons against spans. */
+export function addressNumber(ip: string): number {
+  return toInt(ip);
+}
+
+export function spanContains(span: Span, ip: string): boolean {
+  const value = toInt(ip);
+  return value >= span.first && value <= span.last;
 }
 
 /**
@@ -102,18 +118,19 @@ export function cidrsOverlap(a: Cidr, b: Cidr): boolean {
  * the public address through which every Azure VM reaches its platform services.
  * Holding one of them as an address or a local route would cut the machine off.
  */
-const NEVER_ASSIGNED: { cidr: Cidr; what: string }[] = [
-  { cidr: { network: '0.0.0.0', prefixLength: 8 }, what: '"this network"' },
-  { cidr: { network: '127.0.0.0', prefixLength: 8 }, what: 'loopback' },
-  { cidr: { network: '169.254.0.0', prefixLength: 16 }, what: 'link-local (the metadata service)' },
-  { cidr: { network: '224.0.0.0', prefixLength: 4 }, what: 'multicast' },
-  { cidr: { network: '240.0.0.0', prefixLength: 4 }, what: 'reserved or broadcast' },
-  { cidr: { network: '168.63.129.16', prefixLength: 32 }, what: "Azure's platform address (DHCP, DNS, agent)" },
+const NEVER_ASSIGNED: { span: Span; what: string }[] = [
+  { span: spanOf({ network: '0.0.0.0', prefixLength: 8 }), what: '"this network"' },
+  { span: spanOf({ network: '127.0.0.0', prefixLength: 8 }), what: 'loopback' },
+  { span: spanOf({ network: '169.254.0.0', prefixLength: 16 }), what: 'link-local (the metadata service)' },
+  { span: spanOf({ network: '224.0.0.0', prefixLength: 4 }), what: 'multicast' },
+  { span: spanOf({ network: '240.0.0.0', prefixLength: 4 }), what: 'reserved or broadcast' },
+  { span: spanOf({ network: '168.63.129.16', prefixLength: 32 }), what: "Azure's platform address (DHCP, DNS, agent)" },
 ];
 
 /** Why `cidr` can never be an interface's address or local range, or undefined when it can. */
 export function neverAssignedReason(cidr: Cidr): string | undefined {
-  return NEVER_ASSIGNED.find((range) => cidrsOverlap(range.cidr, cidr))?.what;
+  const span = spanOf(cidr);
+  return NEVER_ASSIGNED.find((range) => range.span.first <= span.last && span.first <= range.span.last)?.what;
 }
 
 /** Whether `ip` is a host of `cidr`: inside it, and neither its network nor its broadcast address. */

@@ -1,7 +1,7 @@
 // Validation shared by the providers: bodies are parsed here, at the edge, with a one-line
 // reason for anything that is not what the service should have sent.
 import type { InterfaceMetadata, RejectedInterface } from '../model.js';
-import { cidrContains, cidrText, firstHost, isHostOf, neverAssignedReason, parseIPv4Cidr, SUBNET_PREFIX_RANGE, type Cidr } from '../net.js';
+import { addressNumber, cidrContains, cidrText, firstHost, isHostOf, neverAssignedReason, parseIPv4Cidr, spanContains, spanOf, SUBNET_PREFIX_RANGE, type Cidr, type Span } from '../net.js';
 import { ImdsError } from './http.js';
 
 /**
@@ -10,8 +10,13 @@ import { ImdsError } from './http.js';
  */
 const MAX_NIC_KEY = 9998;
 
+interface LocalRange {
+  cidr: Cidr;
+  span: Span;
+}
+
 /** Why applying `nic` could cut the machine off although every field parsed, or undefined. */
-function unsafeReason(nic: InterfaceMetadata): string | undefined {
+function unsafeReason(nic: InterfaceMetadata, localRanges: Map<string, LocalRange>): string | undefined {
   if (nic.key > MAX_NIC_KEY) return `NIC key ${nic.key} is above ${MAX_NIC_KEY}`;
   for (const address of nic.addresses) {
     const reserved = neverAssignedReason({ network: address, prefixLength: 32 });
@@ -21,11 +26,11 @@ function unsafeReason(nic: InterfaceMetadata): string | undefined {
   if (!isHostOf(nic.subnet, nic.addresses[0]!)) return `primary address ${nic.addresses[0]} is not a host of subnet ${cidrText(nic.subnet)}`;
   if (!isHostOf(nic.subnet, nic.gateway)) return `gateway ${nic.gateway} is not a host of subnet ${cidrText(nic.subnet)}`;
   for (const text of nic.localRoutes) {
-    const range = parseIPv4Cidr(text)!;
-    if (range.prefixLength < SUBNET_PREFIX_RANGE[0]) return `local range ${text} is wider than /${SUBNET_PREFIX_RANGE[0]}`;
-    const reserved = neverAssignedReason(range);
+    const { cidr, span } = localRanges.get(text)!;
+    if (cidr.prefixLength < SUBNET_PREFIX_RANGE[0]) return `local range ${text} is wider than /${SUBNET_PREFIX_RANGE[0]}`;
+    const reserved = neverAssignedReason(cidr);
     if (reserved) return `local range ${text} overlaps ${reserved}`;
-    if (cidrContains(range, nic.gateway)) return `local range ${text} contains the gateway ${nic.gateway}`;
+    if (spanContains(span, nic.gateway)) return `local range ${text} contains the gateway ${nic.gateway}`;
   }
   return undefined;
 }
@@ -36,9 +41,15 @@ function unsafeReason(nic: InterfaceMetadata): string | undefined {
  * right: neither is applied. Rejected interfaces are left exactly as they are.
  */
 export function checkInterfaces(interfaces: InterfaceMetadata[], rejected: RejectedInterface[]): InterfaceMetadata[] {
+  // Parsed once: a GCP instance can carry hundreds of alias ranges and forwarded IPs.
+  const localRanges = new Map<string, LocalRange>();
+  for (const text of interfaces.flatMap((nic) => nic.localRoutes)) {
+    const cidr = parseIPv4Cidr(text)!;
+    localRanges.set(text, { cidr, span: spanOf(cidr) });
+  }
   const reasons = new Map<InterfaceMetadata, string>();
   for (const nic of interfaces) {
-    const reason = unsafeReason(nic);
+    const reason = unsafeReason(nic, localRanges);
     if (reason) reasons.set(nic, reason);
   }
   const macCount = new Map<string, number>();
@@ -46,14 +57,19 @@ export function checkInterfaces(interfaces: InterfaceMetadata[], rejected: Rejec
   for (const [mac, times] of macCount) {
     if (times > 1) rejected.push({ mac, ambiguous: true, reason: `MAC listed ${times} times in the metadata` });
   }
+  const gateways = interfaces.map((nic) => ({ nic, gateway: addressNumber(nic.gateway) }));
   for (const nic of interfaces) {
     for (const other of interfaces) {
       if (other === nic || reasons.has(nic)) continue;
       const shared = nic.addresses.find((address) => other.addresses.includes(address));
       if (shared) reasons.set(nic, `address ${shared} is also listed for interface ${other.mac}`);
       if (nic.addresses.includes(other.gateway)) reasons.set(nic, `address ${other.gateway} is the gateway of interface ${other.mac}`);
-      const covering = nic.localRoutes.find((text) => cidrContains(parseIPv4Cidr(text)!, other.gateway));
-      if (covering) reasons.set(nic, `local range ${covering} contains the gateway of interface ${other.mac}`);
+    }
+    if (reasons.has(nic)) continue;
+    for (const text of nic.localRoutes) {
+      const { span } = localRanges.get(text)!;
+      const covered = gateways.find(({ nic: other, gateway }) => other !== nic && gateway >= span.first && gateway <= span.last);
+      if (covered) reasons.set(nic, `local range ${text} contains the gateway of interface ${covered.nic.mac}`);
     }
   }
   for (const [nic, reason] of reasons) if (macCount.get(nic.mac) === 1) rejected.push({ mac: nic.mac, reason });
