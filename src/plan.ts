@@ -93,10 +93,11 @@ const linkOf = (kernel: KernelState, mac: string | undefined) =>
   mac === undefined ? undefined : kernel.links.find((link) => link.mac === mac && link.master === undefined);
 
 /**
- * The links holding each global address that is not ours: not recorded as ours in state.json,
- * and not a stale /32 copy on an interface whose metadata no longer lists it (an address moved
- * between two of our interfaces after state.json was lost). Ports (VFs, bridge or bond members)
- * are part of their master's interface and hold nothing of their own.
+ * The links holding each global address, except copies left behind when the cloud moved an
+ * address between two of our interfaces: ours or a /32, on an interface this plan manages whose
+ * metadata no longer lists it. Such a copy does not block the move (an owned one is deleted by
+ * the same plan). Ports (VFs, bridge or bond members) are part of their master's interface and
+ * hold nothing of their own.
  */
 function foreignAddressHolders(metadata: InstanceMetadata, kernel: KernelState, config: Config, state: StateFile): Map<string, KernelLink[]> {
   const links = new Map(kernel.links.map((link) => [link.index, link]));
@@ -107,8 +108,9 @@ function foreignAddressHolders(metadata: InstanceMetadata, kernel: KernelState, 
     if (!link || link.master !== undefined || a.scope !== SCOPE_GLOBAL) continue;
     const ours = link.mac !== undefined && (state.owned[link.mac]?.addresses.includes(`${a.address}/${a.prefixLength}`) ?? false);
     const ownListing = link.mac === undefined ? undefined : listed.get(link.mac);
-    const stale = a.prefixLength === 32 && ownListing !== undefined && !ownListing.has(a.address) && !matchesAny(link.name, config.unmanaged);
-    if (ours || stale) continue;
+    // Left behind by a move: only on an interface this plan manages, which no longer lists it.
+    const leftBehind = ownListing !== undefined && !ownListing.has(a.address) && !matchesAny(link.name, config.unmanaged);
+    if (leftBehind && (ours || a.prefixLength === 32)) continue;
     holders.set(a.address, [...(holders.get(a.address) ?? []), link]);
   }
   return holders;
